@@ -1,0 +1,53 @@
+"""Access: principals, roles and the one gate every request passes.
+
+``authorize(principal, action, resource)`` decides with Cedar; ``enforce``
+(in :mod:`callvault.access.gate`) adds the audit trail: every denial and
+every content read is an audit event, committed before content is opened.
+"""
+
+from callvault.access._authorize import Authorizer, Decision, authorize, default_authorizer
+from callvault.access._model import Binding, Principal, Resource, ResourceKind
+from callvault.access._principals import (
+    IssuedKey,
+    TokenParts,
+    authenticate,
+    bind_role,
+    create_principal,
+    get_principal,
+    issue_key,
+    list_bindings,
+    list_principals,
+    parse_token,
+    revoke_key,
+)
+from callvault.access.gate import Gate, Grant
+from callvault.access.roles import CONTENT_ACTIONS, ROLE_ACTIONS, Action, Role, ScopeKind
+
+__all__ = [
+    "CONTENT_ACTIONS",
+    "ROLE_ACTIONS",
+    "Action",
+    "Authorizer",
+    "Binding",
+    "Decision",
+    "Gate",
+    "Grant",
+    "IssuedKey",
+    "Principal",
+    "Resource",
+    "ResourceKind",
+    "Role",
+    "ScopeKind",
+    "TokenParts",
+    "authenticate",
+    "authorize",
+    "bind_role",
+    "create_principal",
+    "default_authorizer",
+    "get_principal",
+    "issue_key",
+    "list_bindings",
+    "list_principals",
+    "parse_token",
+    "revoke_key",
+]

@@ -1,0 +1,185 @@
+"""``authorize(principal, action, resource)``: every decision, made by Cedar.
+
+What Cedar sees:
+
+- the policy set ``policies.cedar`` (parsed and validated once per process);
+- entity data: the action hierarchy (each action's parents are the role
+  action-groups that grant it, from :data:`ROLE_ACTIONS`) and the principal
+  (tenant, active flag, and its role bindings as sets of scope ids per role);
+- the request context: the resource's tenant and the ids of the scopes that
+  contain it (tenant, deployment, agent), computed by the domain layer from
+  tenant-scoped rows.
+
+The parsed entity set for a principal is cached, keyed by the principal's
+id, tenant, active flag and its (immutable, hash-caching) set of bindings: a
+changed binding is a different key, so the cache cannot serve stale grants.
+This module never decides on its own; it only shapes Cedar's input.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import cedarpy
+
+from callvault.access._model import Binding, Principal, Resource, ResourceKind
+from callvault.access.roles import ROLE_ACTIONS, Action, Role
+from callvault.errors import ConfigError
+
+_PRINCIPAL_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    #: ``@id`` of the policies that decided: the permitting role, or the forbid that won.
+    reasons: tuple[str, ...] = ()
+
+
+def _uid(type_: str, id_: str) -> dict[str, str]:
+    return {"type": type_, "id": id_}
+
+
+def policy_schema() -> dict[str, Any]:
+    """Cedar schema (JSON form) for the policy set, generated from the role data."""
+    scope_ids = {"type": "Set", "element": {"type": "String"}}
+    actions: dict[str, Any] = {f"role:{role}": {} for role in Role}
+    for action in Action:
+        actions[action.value] = {
+            "memberOf": [
+                {"id": f"role:{role}"} for role, acts in ROLE_ACTIONS.items() if action in acts
+            ],
+            "appliesTo": {
+                "principalTypes": ["Principal"],
+                "resourceTypes": [kind.value.capitalize() for kind in ResourceKind],
+                "context": {
+                    "type": "Record",
+                    "attributes": {"tenant": {"type": "String"}, "scopes": scope_ids},
+                },
+            },
+        }
+    entity_types: dict[str, Any] = {kind.value.capitalize(): {} for kind in ResourceKind}
+    entity_types["Principal"] = {
+        "shape": {
+            "type": "Record",
+            "attributes": {
+                "tenant": {"type": "String"},
+                "active": {"type": "Boolean"},
+                "bindings": {
+                    "type": "Record",
+                    "attributes": {role.value: scope_ids for role in Role},
+                },
+            },
+        }
+    }
+    return {"": {"entityTypes": entity_types, "actions": actions}}
+
+
+def _action_entities() -> list[dict[str, Any]]:
+    groups = [{"uid": _uid("Action", f"role:{role}"), "attrs": {}, "parents": []} for role in Role]
+    members = [
+        {
+            "uid": _uid("Action", action.value),
+            "attrs": {},
+            "parents": [
+                _uid("Action", f"role:{role}")
+                for role, acts in ROLE_ACTIONS.items()
+                if action in acts
+            ],
+        }
+        for action in Action
+    ]
+    return groups + members
+
+
+def _principal_entity(principal: Principal) -> dict[str, Any]:
+    scopes: dict[str, list[str]] = {role.value: [] for role in Role}
+    for binding in principal.bindings:
+        scopes[binding.role.value].append(binding.scope_id)
+    return {
+        "uid": _uid("Principal", principal.id),
+        "attrs": {
+            "tenant": principal.tenant_id,
+            "active": principal.active,
+            "bindings": {role: sorted(ids) for role, ids in scopes.items()},
+        },
+        "parents": [],
+    }
+
+
+_CacheKey = tuple[str, str, bool, frozenset[Binding]]
+
+
+class Authorizer:
+    """Holds the parsed policy set and action hierarchy, and the principal cache."""
+
+    def __init__(self, policy_text: str) -> None:
+        # (1) Validate the policy set against the schema: a bad policy stops startup.
+        schema = json.dumps(policy_schema())
+        try:
+            result = cedarpy.validate_policies(policy_text, schema)
+        except ValueError:
+            raise ConfigError("access policy set does not parse") from None
+        if not result.validation_passed:
+            raise ConfigError(
+                "access policy set is invalid: " + "; ".join(str(e) for e in result.errors)
+            )
+        # (2) Parse once; reuse for every decision.
+        self._policies = cedarpy.PolicySet.from_str(policy_text)
+        self._actions_json = json.dumps(_action_entities())
+        self._cache: OrderedDict[_CacheKey, cedarpy.Entities] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _entities(self, principal: Principal) -> cedarpy.Entities:
+        key: _CacheKey = (principal.id, principal.tenant_id, principal.active, principal.bindings)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        actions = json.loads(self._actions_json)
+        parsed = cedarpy.Entities.from_json_str(
+            json.dumps([*actions, _principal_entity(principal)])
+        )
+        with self._lock:
+            self._cache[key] = parsed
+            while len(self._cache) > _PRINCIPAL_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return parsed
+
+    def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
+        """Decide ``action`` by ``principal`` on ``resource``."""
+        request = {
+            "principal": _uid("Principal", principal.id),
+            "action": _uid("Action", action.value),
+            "resource": _uid(resource.kind.value.capitalize(), resource.id),
+            "context": {"tenant": resource.tenant_id, "scopes": list(resource.scopes)},
+        }
+        result = cedarpy.is_authorized(request, self._policies, self._entities(principal))
+        diagnostics = result.diagnostics
+        if diagnostics.errors:
+            # An evaluation error is a deny (Cedar's semantics); surface it as such.
+            return Decision(allowed=False, reasons=("evaluation-error",))
+        ids = diagnostics.id_annotations_by_reason
+        return Decision(
+            allowed=result.allowed,
+            reasons=tuple(sorted(ids.get(r, r) for r in diagnostics.reasons)),
+        )
+
+
+@cache
+def default_authorizer() -> Authorizer:
+    """The process-wide authorizer over the shipped policy set."""
+    text = (files("callvault.access") / "policies.cedar").read_text(encoding="utf-8")
+    return Authorizer(text)
+
+
+def authorize(principal: Principal, action: Action, resource: Resource) -> Decision:
+    """The one function that decides every request (ARCHITECTURE.md §2)."""
+    return default_authorizer().authorize(principal, action, resource)

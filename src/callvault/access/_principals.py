@@ -1,0 +1,222 @@
+"""Principals, role bindings and API keys.
+
+API keys are ``cv1.<tenant id>.<key id>.<secret>`` where the secret is 256
+random bits (base64url). Only SHA-256(salt ‖ secret) and the 16-byte salt are
+stored. A slow password hash would add nothing against a 256-bit secret and
+would cap throughput (see docs/adr/0003-api-key-hashing.md). The tenant id in
+the token lets the lookup run inside that tenant's row-level-security wall.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from callvault.access._model import Binding, Principal
+from callvault.access.roles import Role, ScopeKind
+from callvault.errors import AuthenticationError, ConflictError, NotFoundError
+from callvault.store import new_id
+from callvault.store.ids import ID_PATTERN
+from callvault.store.models import ApiKey, RoleBinding, utcnow
+from callvault.store.models import Principal as PrincipalRow
+
+TOKEN_PREFIX = "cv1"  # noqa: S105 - a format tag, not a secret
+_ID = ID_PATTERN.strip("^$")
+_TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}\.({_ID})\.({_ID})\.([A-Za-z0-9_-]{{43}})$")
+_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new API key. ``token`` is shown once and never stored."""
+
+    id: str
+    principal_id: str
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenParts:
+    tenant_id: str
+    key_id: str
+    secret: bytes
+
+
+def parse_token(token: str) -> TokenParts:
+    """Split a bearer token; raise :class:`AuthenticationError` if malformed."""
+    m = _TOKEN_RE.match(token)
+    if m is None:
+        raise AuthenticationError("malformed API key")
+    try:
+        secret = base64.urlsafe_b64decode(m.group(3) + "=")
+    except (binascii.Error, ValueError):  # pragma: no cover - the regex admits only base64url
+        raise AuthenticationError("malformed API key") from None
+    return TokenParts(tenant_id=m.group(1), key_id=m.group(2), secret=secret)
+
+
+def _hash(salt: bytes, secret: bytes) -> bytes:
+    return hashlib.sha256(salt + secret).digest()
+
+
+def create_principal(session: Session, tenant_id: str, *, kind: str, name: str) -> PrincipalRow:
+    row = PrincipalRow(
+        id=new_id("prn"),
+        tenant_id=tenant_id,
+        kind=kind,
+        name=name,
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ConflictError("a principal with this name already exists", field="name") from None
+    return row
+
+
+def get_principal(session: Session, tenant_id: str, principal_id: str) -> PrincipalRow:
+    row = session.execute(
+        select(PrincipalRow).where(
+            PrincipalRow.tenant_id == tenant_id, PrincipalRow.id == principal_id
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("principal not found", field="principal_id")
+    return row
+
+
+def list_principals(session: Session, tenant_id: str) -> list[PrincipalRow]:
+    return list(
+        session.execute(
+            select(PrincipalRow)
+            .where(PrincipalRow.tenant_id == tenant_id)
+            .order_by(PrincipalRow.created_at)
+        ).scalars()
+    )
+
+
+def bind_role(
+    session: Session,
+    tenant_id: str,
+    principal_id: str,
+    role: Role,
+    scope_kind: ScopeKind,
+    scope_id: str,
+    *,
+    created_by: str,
+) -> RoleBinding:
+    row = RoleBinding(
+        id=new_id("rb"),
+        tenant_id=tenant_id,
+        principal_id=principal_id,
+        role=role.value,
+        scope_kind=scope_kind.value,
+        scope_id=scope_id,
+        created_at=utcnow(),
+        created_by=created_by,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ConflictError("this role binding already exists") from None
+    return row
+
+
+def list_bindings(session: Session, tenant_id: str, principal_id: str) -> list[RoleBinding]:
+    return list(
+        session.execute(
+            select(RoleBinding).where(
+                RoleBinding.tenant_id == tenant_id, RoleBinding.principal_id == principal_id
+            )
+        ).scalars()
+    )
+
+
+def issue_key(
+    session: Session,
+    tenant_id: str,
+    principal_id: str,
+    *,
+    label: str,
+    ttl: timedelta,
+) -> IssuedKey:
+    secret = secrets.token_bytes(_SECRET_BYTES)
+    salt = secrets.token_bytes(16)
+    now = utcnow()
+    row = ApiKey(
+        id=new_id("key"),
+        tenant_id=tenant_id,
+        principal_id=principal_id,
+        label=label,
+        salt=salt,
+        secret_hash=_hash(salt, secret),
+        created_at=now,
+        expires_at=now + ttl,
+        revoked_at=None,
+    )
+    session.add(row)
+    session.flush()
+    encoded = base64.urlsafe_b64encode(secret).decode("ascii").rstrip("=")
+    token = f"{TOKEN_PREFIX}.{tenant_id}.{row.id}.{encoded}"
+    return IssuedKey(id=row.id, principal_id=principal_id, token=token, expires_at=row.expires_at)
+
+
+def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
+    row = session.execute(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("API key not found", field="key_id")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
+
+
+def authenticate(session: Session, parts: TokenParts) -> Principal:
+    """Resolve a parsed token to its principal with bindings, or raise.
+
+    (1) Look up the key by id within the token's tenant. (2) Compare the
+    salted hash in constant time. (3) Refuse revoked, expired, or keys of a
+    deactivated principal. Every failure raises the same message.
+    """
+    # (1)
+    row = session.execute(
+        select(ApiKey, PrincipalRow)
+        .join(PrincipalRow, PrincipalRow.id == ApiKey.principal_id)
+        .where(ApiKey.tenant_id == parts.tenant_id, ApiKey.id == parts.key_id)
+    ).one_or_none()
+    if row is None:
+        raise AuthenticationError("invalid API key")
+    key, prn = row
+    # (2)
+    if not hmac.compare_digest(key.secret_hash, _hash(key.salt, parts.secret)):
+        raise AuthenticationError("invalid API key")
+    # (3)
+    if key.revoked_at is not None or key.expires_at <= utcnow() or not prn.active:
+        raise AuthenticationError("invalid API key")
+    bindings = frozenset(
+        Binding(Role(b.role), ScopeKind(b.scope_kind), b.scope_id)
+        for b in list_bindings(session, parts.tenant_id, prn.id)
+    )
+    return Principal(
+        id=prn.id,
+        tenant_id=prn.tenant_id,
+        kind=prn.kind,
+        active=prn.active,
+        bindings=bindings,
+        key_id=key.id,
+    )

@@ -1,0 +1,59 @@
+"""The FastAPI application: routers under /v1, problem+json errors, security headers.
+
+``create_app`` builds the ASGI app for a :class:`Runtime`. The outermost layer
+is :class:`~callvault.api.middleware.Guard` (request id, security headers,
+body limit, last-resort error shield).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from callvault import __version__
+from callvault.api import problems
+from callvault.api.middleware import Guard
+from callvault.api.routers import (
+    agents,
+    audit,
+    calls,
+    deployments,
+    health,
+    principals,
+    tenant,
+    versions,
+)
+from callvault.runtime import Runtime
+
+
+def create_fastapi(rt: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        rt.close()
+
+    app = FastAPI(
+        title="callvault",
+        version=__version__,
+        openapi_url="/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    for module in (health, tenant, deployments, agents, versions, principals, calls, audit):
+        app.include_router(module.router)
+    return app
+
+
+def create_app(rt: Runtime) -> ASGIApp:
+    """The ASGI app to serve: FastAPI inside the Guard."""
+    return Guard(
+        create_fastapi(rt),
+        max_body_bytes=rt.settings.max_body_bytes,
+        hsts_max_age_seconds=rt.settings.hsts_max_age_seconds,
+    )

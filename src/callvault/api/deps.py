@@ -1,0 +1,102 @@
+"""Per-request context: the runtime, the authenticated principal, and the gate.
+
+Routers get a :class:`Ctx` and use it for three things only: open the
+tenant's transaction, pass the gate for a resource, and know who acts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
+
+from callvault.access import Action, Grant, Principal, Resource, authenticate, parse_token
+from callvault.audit import AuditEvent, Outcome
+from callvault.audit._entry import OCSF_AUTHENTICATION
+from callvault.errors import AuthenticationError
+from callvault.runtime import Runtime
+from callvault.store.ids import ID_PATTERN, VERSION_ID_PATTERN
+from callvault.store.models import Tenant
+from callvault.tenancy import Change
+
+log = logging.getLogger("callvault.api")
+
+ResourceId = Annotated[str, Path(pattern=ID_PATTERN, max_length=40)]
+VersionId = Annotated[str, Path(pattern=VERSION_ID_PATTERN)]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+class Ctx:
+    """What a router needs: the principal, a tenant transaction and the gate."""
+
+    def __init__(self, rt: Runtime, principal: Principal, request_id: str | None) -> None:
+        self.rt = rt
+        self.principal = principal
+        self.request_id = request_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    @property
+    def change(self) -> Change:
+        return Change(actor_id=self.principal.id, request_id=self.request_id)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with self.rt.db.tenant_tx(self.tenant_id) as session:
+            yield session
+
+    def enforce(self, action: Action, resource: Resource) -> Grant:
+        return self.rt.gate.enforce(self.principal, action, resource, request_id=self.request_id)
+
+    def allows(self, action: Action, resource: Resource) -> bool:
+        return self.rt.gate.allows(self.principal, action, resource)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationError("missing bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("malformed authorization header")
+    return token.strip()
+
+
+def context(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Ctx:
+    """Authenticate the bearer API key. Failures with a known tenant are audited."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    parts = parse_token(_bearer(request))
+    try:
+        with rt.db.tenant_tx(parts.tenant_id) as session:
+            principal = authenticate(session, parts)
+    except AuthenticationError:
+        with rt.db.tenant_tx(parts.tenant_id) as session:
+            known = session.get(Tenant, parts.tenant_id) is not None
+        if known:
+            rt.audit.append(
+                parts.tenant_id,
+                AuditEvent(
+                    action="authn.api_key",
+                    outcome=Outcome.FAILURE,
+                    actor="anonymous",
+                    resource_kind="api_key",
+                    resource_id=parts.key_id,
+                    request_id=request_id,
+                    ocsf_class=OCSF_AUTHENTICATION,
+                ),
+            )
+        raise
+    return Ctx(rt, principal, request_id)
+
+
+CtxDep = Annotated[Ctx, Depends(context)]

@@ -1,0 +1,1 @@
+"""One router per domain; each route parses, passes the gate, calls the domain, shapes the reply."""

@@ -1,0 +1,147 @@
+"""Calls: create and feed (ingest role), list and read metadata, read transcripts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+
+from callvault import calls, tenancy
+from callvault.access import Action
+from callvault.api import resources, schemas
+from callvault.api.deps import CtxDep, ResourceId
+from callvault.store.ids import ID_PATTERN
+
+router = APIRouter(prefix="/v1", tags=["calls"])
+
+OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=40)]
+
+
+@router.get("/calls")
+def list_calls(
+    ctx: CtxDep,
+    deployment_id: OptionalId = None,
+    agent_id: OptionalId = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[schemas.CallOut]:
+    """Calls of one agent, one deployment, or the tenant (needs call:list on that scope)."""
+    with ctx.tx() as s:
+        if agent_id is not None:
+            scope = resources.of_agent(tenancy.get_agent(s, ctx.tenant_id, agent_id))
+        elif deployment_id is not None:
+            scope = resources.of_deployment(tenancy.get_deployment(s, ctx.tenant_id, deployment_id))
+        else:
+            scope = resources.of_tenant(tenancy.get_tenant(s, ctx.tenant_id))
+        ctx.enforce(Action.CALL_LIST, scope)
+        rows = calls.list_calls(
+            s, ctx.tenant_id, deployment_id=deployment_id, agent_id=agent_id, limit=limit
+        )
+        return [resources.call_out(r) for r in rows]
+
+
+@router.post("/agents/{agent_id}/calls", status_code=status.HTTP_201_CREATED)
+def create_call(agent_id: ResourceId, body: schemas.CallCreate, ctx: CtxDep) -> schemas.CallOut:
+    with ctx.tx() as s:
+        agent = tenancy.get_agent(s, ctx.tenant_id, agent_id)
+        ctx.enforce(Action.CALL_CREATE, resources.of_agent(agent))
+        row = calls.create_call(
+            s,
+            ctx.rt.sealer,
+            ctx.rt.audit,
+            agent,
+            direction=body.direction,
+            caller_number=body.caller_number,
+            started_at=body.started_at,
+            actor_id=ctx.principal.id,
+            request_id=ctx.request_id,
+        )
+        return resources.call_out(row)
+
+
+@router.get("/calls/{call_id}")
+def get_call(call_id: ResourceId, ctx: CtxDep) -> schemas.CallOut:
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        ctx.enforce(Action.CALL_READ, resources.of_call(row))
+        return resources.call_out(row)
+
+
+@router.post("/calls/{call_id}/segments", status_code=status.HTTP_201_CREATED)
+def append_segments(
+    call_id: ResourceId, body: schemas.SegmentsAppend, ctx: CtxDep
+) -> schemas.AppendOut:
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        ctx.enforce(Action.CALL_APPEND, resources.of_call(row))
+        segments = [
+            calls.Segment(
+                speaker=g.speaker,
+                start_ms=g.start_ms,
+                end_ms=g.end_ms,
+                is_final=g.is_final,
+                text=g.text,
+                words=tuple(calls.Word(w.text, w.start_ms, w.end_ms) for w in g.words),
+            )
+            for g in body.segments
+        ]
+        return schemas.AppendOut(seqs=calls.append_segments(s, ctx.rt.sealer, row, segments))
+
+
+@router.post("/calls/{call_id}/events", status_code=status.HTTP_201_CREATED)
+def append_events(
+    call_id: ResourceId, body: schemas.EventsAppend, ctx: CtxDep
+) -> schemas.AppendOut:
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        ctx.enforce(Action.CALL_APPEND, resources.of_call(row))
+        events = [calls.Event(kind=e.kind, at_ms=e.at_ms, detail=e.detail) for e in body.events]
+        return schemas.AppendOut(seqs=calls.append_events(s, ctx.rt.sealer, row, events))
+
+
+@router.post("/calls/{call_id}/end")
+def end_call(call_id: ResourceId, body: schemas.CallEnd, ctx: CtxDep) -> schemas.CallOut:
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        ctx.enforce(Action.CALL_APPEND, resources.of_call(row))
+        return resources.call_out(calls.end_call(s, row, status=body.status))
+
+
+@router.get("/calls/{call_id}/transcript")
+def read_transcript(
+    call_id: ResourceId,
+    ctx: CtxDep,
+    view: Annotated[Literal["full", "redacted"] | None, Query()] = None,
+) -> schemas.TranscriptOut:
+    """The transcript as the caller's role allows: full, or redacted.
+
+    Without ``view``, the fullest view the caller is allowed. The read is
+    audited (and committed) before anything is opened.
+    """
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        res = resources.of_call(row)
+        if view is None:
+            view = "full" if ctx.allows(Action.TRANSCRIPT_READ, res) else "redacted"
+        action = Action.TRANSCRIPT_READ if view == "full" else Action.TRANSCRIPT_READ_REDACTED
+        grant = ctx.enforce(action, res)
+        t = calls.read_transcript(s, ctx.rt.sealer, grant, row)
+        return schemas.TranscriptOut(
+            call_id=t.call_id,
+            view="redacted" if t.redacted else "full",
+            caller_number=t.caller_number,
+            segments=[
+                schemas.SegmentOut(
+                    seq=x.seq,
+                    speaker=x.segment.speaker,
+                    start_ms=x.segment.start_ms,
+                    end_ms=x.segment.end_ms,
+                    is_final=x.segment.is_final,
+                    text=x.segment.text,
+                    words=[
+                        schemas.WordOut(text=w.text, start_ms=w.start_ms, end_ms=w.end_ms)
+                        for w in x.segment.words
+                    ],
+                )
+                for x in t.segments
+            ],
+        )

@@ -1,0 +1,253 @@
+"""Request and response bodies. Requests refuse unknown fields and coerce no types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+from callvault.access import Role, ScopeKind
+from callvault.store.ids import ID_PATTERN
+from callvault.tenancy import KnowledgeDocument, Region, ToolDefinition
+from callvault.tenancy._settings import Name
+
+Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, max_length=40)]
+Millis = Annotated[StrictInt, Field(ge=0, le=86_400_000)]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# -- tenants, deployments, agents --------------------------------------------
+
+
+class TenantPatch(In):
+    name: Name | None = None
+
+
+class RetentionPatch(In):
+    recordings_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
+    transcripts_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
+
+
+class DeploymentPatch(In):
+    name: Name | None = None
+    region: Region | None = None
+    retention: RetentionPatch | None = None
+    key_provider: Literal["local"] | None = None
+
+
+class AgentPatch(In):
+    name: Name | None = None
+    prompt: Annotated[StrictStr, Field(max_length=200_000)] | None = None
+    documents: Annotated[list[KnowledgeDocument], Field(max_length=100)] | None = None
+    tools: Annotated[list[ToolDefinition], Field(max_length=64)] | None = None
+
+
+class TenantOut(Out):
+    id: str
+    name: str
+    created_at: datetime
+    current_version_id: str | None
+
+
+class RetentionOut(Out):
+    recordings_days: int
+    transcripts_days: int
+
+
+class DeploymentOut(Out):
+    id: str
+    name: str
+    region: str
+    retention: RetentionOut
+    key_provider: str
+    created_at: datetime
+    current_version_id: str | None
+
+
+class AgentOut(Out):
+    id: str
+    deployment_id: str
+    name: str
+    created_at: datetime
+    current_version_id: str | None
+
+
+class AgentConfigOut(Out):
+    agent_id: str
+    version_id: str | None
+    config: dict[str, Any]
+
+
+class VersionOut(Out):
+    id: str
+    subject_kind: str
+    subject_id: str
+    seq: int
+    parent_id: str | None
+    actor_id: str
+    op: str
+    created_at: datetime
+
+
+class VersionContentOut(Out):
+    version: VersionOut
+    content: dict[str, Any]
+
+
+class DiffOut(Out):
+    from_version: str
+    to_version: str
+    #: RFC 6902 JSON Patch from ``from_version`` to ``to_version``.
+    patch: list[dict[str, Any]]
+
+
+# -- principals and keys -----------------------------------------------------
+
+
+class PrincipalCreate(In):
+    name: Name
+    kind: Literal["user", "service"] = "user"
+
+
+class ScopeIn(In):
+    kind: ScopeKind
+    id: Id
+
+
+class BindingCreate(In):
+    role: Role
+    scope: ScopeIn
+
+
+class KeyCreate(In):
+    label: Annotated[StrictStr, Field(min_length=1, max_length=200)] = "api key"
+    ttl_days: Annotated[StrictInt, Field(ge=1, le=730)] | None = None
+
+
+class BindingOut(Out):
+    id: str
+    role: str
+    scope_kind: str
+    scope_id: str
+
+
+class PrincipalOut(Out):
+    id: str
+    kind: str
+    name: str
+    active: bool
+    created_at: datetime
+    bindings: list[BindingOut]
+
+
+class KeyOut(Out):
+    id: str
+    principal_id: str
+    expires_at: datetime
+    #: Shown once, at creation; only a salted hash is kept.
+    token: str | None = None
+
+
+# -- calls -------------------------------------------------------------------
+
+
+class CallCreate(In):
+    direction: Literal["inbound", "outbound"]
+    caller_number: Annotated[StrictStr, Field(pattern=r"^\+?[0-9][0-9 ()-]{2,31}$")] | None = None
+    started_at: datetime | None = None
+
+
+class WordIn(In):
+    text: Annotated[StrictStr, Field(max_length=200)]
+    start_ms: Millis
+    end_ms: Millis
+
+
+class SegmentIn(In):
+    speaker: Literal["caller", "agent"]
+    start_ms: Millis
+    end_ms: Millis
+    is_final: StrictBool = True
+    text: Annotated[StrictStr, Field(max_length=20_000)]
+    words: Annotated[list[WordIn], Field(max_length=5_000)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SegmentIn:
+        if self.end_ms < self.start_ms:
+            raise ValueError("end_ms must not be before start_ms")
+        return self
+
+
+class SegmentsAppend(In):
+    segments: Annotated[list[SegmentIn], Field(min_length=1, max_length=500)]
+
+
+class EventIn(In):
+    kind: Literal["dtmf", "tool_call", "agent_turn", "mark", "hold", "transfer", "custom"]
+    at_ms: Millis
+    detail: dict[str, Any] | None = None
+
+
+class EventsAppend(In):
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=500)]
+
+
+class CallEnd(In):
+    status: Literal["completed", "failed", "incomplete"] = "completed"
+
+
+class CallOut(Out):
+    id: str
+    deployment_id: str
+    agent_id: str
+    direction: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    segment_count: int
+    event_count: int
+    has_caller_number: bool
+
+
+class AppendOut(Out):
+    seqs: list[int]
+
+
+class WordOut(Out):
+    text: str
+    start_ms: int
+    end_ms: int
+
+
+class SegmentOut(Out):
+    seq: int
+    speaker: str
+    start_ms: int
+    end_ms: int
+    is_final: bool
+    text: str
+    words: list[WordOut]
+
+
+class TranscriptOut(Out):
+    call_id: str
+    view: Literal["full", "redacted"]
+    caller_number: str | None
+    segments: list[SegmentOut]
+
+
+class AuditEntryOut(Out):
+    index: int
+    entry: dict[str, Any]
+
+
+class AuditEntriesOut(Out):
+    entries: list[AuditEntryOut]

@@ -1,0 +1,248 @@
+"""Calls, transcript segments and events: sealed on the way in, opened only with a Grant.
+
+Caller numbers, segment text with word timings, and event detail are sealed
+under the call's deployment with the call id and a purpose in the context,
+so a sealed value cannot be replayed into another call or field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callvault.access import Action, Grant
+from callvault.audit import AuditEvent, AuditLog, Outcome
+from callvault.audit._entry import OCSF_API_ACTIVITY
+from callvault.crypto import SealContext, Sealer
+from callvault.errors import ConflictError, NotFoundError
+from callvault.redact import mask_numbers
+from callvault.store import new_id
+from callvault.store.models import Agent, Call, CallEvent, TranscriptSegment, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    speaker: str
+    start_ms: int
+    end_ms: int
+    is_final: bool
+    text: str
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    at_ms: int
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSegment:
+    seq: int
+    segment: Segment
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptView:
+    call_id: str
+    redacted: bool
+    caller_number: str | None
+    segments: tuple[StoredSegment, ...]
+
+
+def _ctx(call: Call, purpose: str, object_id: str) -> SealContext:
+    return SealContext(
+        tenant_id=call.tenant_id,
+        deployment_id=call.deployment_id,
+        purpose=purpose,
+        object_id=object_id,
+    )
+
+
+def get_call(session: Session, tenant_id: str, call_id: str) -> Call:
+    row = session.execute(
+        select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("call not found", field="call_id")
+    return row
+
+
+def list_calls(
+    session: Session,
+    tenant_id: str,
+    *,
+    deployment_id: str | None = None,
+    agent_id: str | None = None,
+    limit: int = 100,
+) -> list[Call]:
+    q = select(Call).where(Call.tenant_id == tenant_id)
+    if deployment_id is not None:
+        q = q.where(Call.deployment_id == deployment_id)
+    if agent_id is not None:
+        q = q.where(Call.agent_id == agent_id)
+    return list(session.execute(q.order_by(Call.started_at.desc()).limit(limit)).scalars())
+
+
+def create_call(
+    session: Session,
+    sealer: Sealer,
+    audit: AuditLog,
+    agent: Agent,
+    *,
+    direction: str,
+    caller_number: str | None,
+    started_at: datetime | None,
+    actor_id: str,
+    request_id: str | None,
+) -> Call:
+    call = Call(
+        id=new_id("call"),
+        tenant_id=agent.tenant_id,
+        deployment_id=agent.deployment_id,
+        agent_id=agent.id,
+        direction=direction,
+        status="active",
+        started_at=started_at or utcnow(),
+        ended_at=None,
+        segment_count=0,
+        event_count=0,
+    )
+    if caller_number is not None:
+        call.caller_number_sealed = sealer.seal(
+            caller_number.encode("utf-8"), _ctx(call, "caller-number", call.id)
+        )
+    session.add(call)
+    session.flush()
+    audit.append_in(
+        session,
+        call.tenant_id,
+        AuditEvent(
+            action="call.create",
+            outcome=Outcome.SUCCESS,
+            actor=actor_id,
+            resource_kind="call",
+            resource_id=call.id,
+            request_id=request_id,
+            ocsf_class=OCSF_API_ACTIVITY,
+            detail={"agent": agent.id, "deployment": agent.deployment_id},
+        ),
+    )
+    return call
+
+
+def _require_open(call: Call) -> None:
+    if call.status != "active":
+        raise ConflictError("call has ended", field="call_id")
+
+
+def append_segments(
+    session: Session, sealer: Sealer, call: Call, segments: list[Segment]
+) -> list[int]:
+    """Seal and store ``segments`` in order; returns their sequence numbers."""
+    _require_open(call)
+    first = call.segment_count
+    for offset, seg in enumerate(segments):
+        seq = first + offset
+        body = rfc8785.dumps(
+            {
+                "text": seg.text,
+                "words": [[w.text, w.start_ms, w.end_ms] for w in seg.words],
+            }
+        )
+        session.add(
+            TranscriptSegment(
+                call_id=call.id,
+                seq=seq,
+                tenant_id=call.tenant_id,
+                speaker=seg.speaker,
+                start_ms=seg.start_ms,
+                end_ms=seg.end_ms,
+                is_final=seg.is_final,
+                sealed=sealer.seal(body, _ctx(call, "transcript-segment", f"{call.id}/{seq}")),
+            )
+        )
+    call.segment_count = first + len(segments)
+    session.flush()
+    return list(range(first, first + len(segments)))
+
+
+def append_events(session: Session, sealer: Sealer, call: Call, events: list[Event]) -> list[int]:
+    _require_open(call)
+    first = call.event_count
+    for offset, ev in enumerate(events):
+        seq = first + offset
+        sealed = None
+        if ev.detail is not None:
+            sealed = sealer.seal(
+                rfc8785.dumps(ev.detail), _ctx(call, "call-event", f"{call.id}/{seq}")
+            )
+        session.add(
+            CallEvent(
+                call_id=call.id,
+                seq=seq,
+                tenant_id=call.tenant_id,
+                kind=ev.kind,
+                at_ms=ev.at_ms,
+                detail_sealed=sealed,
+            )
+        )
+    call.event_count = first + len(events)
+    session.flush()
+    return list(range(first, first + len(events)))
+
+
+def end_call(session: Session, call: Call, *, status: str = "completed") -> Call:
+    _require_open(call)
+    call.status = status
+    call.ended_at = utcnow()
+    session.flush()
+    return call
+
+
+def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) -> TranscriptView:
+    """Open a call's transcript as the grant allows: full, or masked for redacted readers."""
+    grant.require(Action.TRANSCRIPT_READ, Action.TRANSCRIPT_READ_REDACTED, resource_id=call.id)
+    redacted = grant.action is Action.TRANSCRIPT_READ_REDACTED
+    view = mask_numbers if redacted else (lambda s: s)
+    rows = session.execute(
+        select(TranscriptSegment)
+        .where(TranscriptSegment.tenant_id == call.tenant_id, TranscriptSegment.call_id == call.id)
+        .order_by(TranscriptSegment.seq)
+    ).scalars()
+    out: list[StoredSegment] = []
+    for row in rows:
+        body = json.loads(
+            sealer.open(row.sealed, _ctx(call, "transcript-segment", f"{call.id}/{row.seq}"))
+        )
+        words = tuple(Word(view(w[0]), int(w[1]), int(w[2])) for w in body["words"])
+        seg = Segment(
+            speaker=row.speaker,
+            start_ms=row.start_ms,
+            end_ms=row.end_ms,
+            is_final=row.is_final,
+            text=view(body["text"]),
+            words=words,
+        )
+        out.append(StoredSegment(seq=row.seq, segment=seg))
+    caller = None
+    if call.caller_number_sealed is not None:
+        number = sealer.open(call.caller_number_sealed, _ctx(call, "caller-number", call.id))
+        caller = view(number.decode("utf-8"))
+    return TranscriptView(
+        call_id=call.id, redacted=redacted, caller_number=caller, segments=tuple(out)
+    )

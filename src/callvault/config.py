@@ -1,0 +1,119 @@
+"""Settings: the one place callvault reads its environment.
+
+Every setting is ``CALLVAULT_<NAME>``. The embedded defaults run everything in
+one process on one machine: SQLite and files under ``data_dir``, the local
+keyring, and a self-signed TLS certificate generated on first start.
+
+Fail closed: a value that does not parse, or a ``CALLVAULT_*`` variable that
+names no setting (a typo would otherwise be silently ignored), raises
+:class:`~callvault.errors.ConfigError` naming the variable, never echoing its
+value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callvault.errors import ConfigError
+
+ENV_PREFIX = "CALLVAULT_"
+
+#: Variables with our prefix that are read elsewhere on purpose (not settings).
+_NON_SETTING_VARS = frozenset({"CALLVAULT_API_KEY", "CALLVAULT_URL", "CALLVAULT_CA_FILE"})
+
+
+class Settings(BaseSettings):
+    """All of callvault's settings, with units in their names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    data_dir: Path = Field(
+        default=Path(".callvault"),
+        description="Directory for the embedded database, keyring and TLS files.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite under data_dir. PostgreSQL: "
+        "postgresql+psycopg://user@host/db (the role must not be superuser or BYPASSRLS).",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Apply database migrations when the service starts."
+    )
+
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(default=8443, ge=1, le=65535)
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain.")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key.")
+    hsts_max_age_seconds: int = Field(default=63_072_000, ge=0, le=63_072_000)
+
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=64 * 1_048_576, description="Largest request body."
+    )
+    api_key_ttl_days: int = Field(
+        default=90, ge=1, le=730, description="Lifetime of API keys created without an expiry."
+    )
+    root_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 random bytes sealing local data; default: a file in data_dir.",
+    )
+    db_busy_timeout_ms: int = Field(default=5_000, ge=0, le=60_000)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    audit_max_entry_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            missing = "TLS_KEY_FILE" if self.tls_key_file is None else "TLS_CERT_FILE"
+            raise ValueError(f"{ENV_PREFIX}{missing} must be set with the other TLS file")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL (the embedded SQLite file by default)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'callvault.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from ``environ`` (default: the process environment).
+
+    Raises :class:`ConfigError` with one line naming the offending variable.
+    """
+    env = os.environ if environ is None else environ
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(
+        k for k in env if k.startswith(ENV_PREFIX) and k not in known and k not in _NON_SETTING_VARS
+    )
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]}", field=unknown[0])
+    values: dict[str, object] = {
+        name: env[f"{ENV_PREFIX}{name.upper()}"]
+        for name in Settings.model_fields
+        if f"{ENV_PREFIX}{name.upper()}" in env
+    }
+    values.update(overrides)
+    try:
+        # Values are passed explicitly (not re-read from os.environ) so tests
+        # and the CLI see exactly one source.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        loc = err["loc"]
+        name = f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else "settings"
+        # err["msg"] never contains the input value (include_input=False above
+        # drops it from the structure; pydantic's messages name the expectation).
+        raise ConfigError(f"bad setting {name}: {err['msg']}", field=name) from None

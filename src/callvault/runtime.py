@@ -1,0 +1,72 @@
+"""The running service's parts, built once from settings and checked (fail closed).
+
+Both the API and the CLI's local commands (``init``) use :class:`Runtime`, so
+there is one place that decides which database, sealer and audit log are in
+use and refuses to start when any of them is not usable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callvault.access import Gate, default_authorizer
+from callvault.audit import AuditLog
+from callvault.config import Settings
+from callvault.crypto import LocalSealer, Sealer
+from callvault.errors import Error, UnavailableError
+from callvault.keys import create_root_key, load_root_key
+from callvault.store import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    checks: dict[str, bool]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, db: Database, sealer: Sealer, audit: AuditLog) -> None:
+        self.settings = settings
+        self.db = db
+        self.sealer = sealer
+        self.audit = audit
+        self.gate = Gate(default_authorizer(), audit)
+
+    @classmethod
+    def open(
+        cls, settings: Settings, *, create_key: bool = False, migrate: bool | None = None
+    ) -> Runtime:
+        """Build and check every part; raise :class:`callvault.errors.Error` if one is unusable."""
+        db = Database(settings)
+        try:
+            db.check()
+            db.check_role()
+            if settings.auto_migrate if migrate is None else migrate:
+                db.migrate()
+            root = create_root_key(settings) if create_key else load_root_key(settings)
+            sealer = LocalSealer(root)
+            sealer.check()
+            default_authorizer()  # parse and validate the policy set now, not on first request
+        except Error:
+            db.dispose()
+            raise
+        return cls(
+            settings, db, sealer, AuditLog(db, max_entry_bytes=settings.audit_max_entry_bytes)
+        )
+
+    def readiness(self) -> Readiness:
+        checks: dict[str, bool] = {}
+        for name, probe in (
+            ("database", self.db.check),
+            ("keys", self.sealer.check),
+            ("audit", self.audit.check),
+        ):
+            try:
+                probe()
+                checks[name] = True
+            except (Error, UnavailableError):
+                checks[name] = False
+        return Readiness(ready=all(checks.values()), checks=checks)
+
+    def close(self) -> None:
+        self.db.dispose()

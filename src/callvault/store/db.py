@@ -1,0 +1,117 @@
+"""Engine, tenant-scoped transactions and migrations.
+
+Every read or write of tenant-owned rows happens inside :meth:`Database.tenant_tx`,
+which on PostgreSQL also sets the transaction-local ``callvault.tenant_id``
+that the row-level security policies compare against. A query that forgets
+its ``tenant_id`` filter therefore still sees only the current tenant's rows
+on PostgreSQL; on SQLite the domain layer's filter is the only wall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callvault.config import Settings
+from callvault.errors import ConfigError, UnavailableError
+
+TENANT_SETTING = "callvault.tenant_id"
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    return on_connect
+
+
+class Database:
+    """One engine and the transactions callvault runs on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        url = settings.db_url
+        self.is_sqlite = settings.is_sqlite
+        if self.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.engine: Engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False},
+                pool_size=settings.db_pool_size,
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas(settings.db_busy_timeout_ms))
+        elif url.startswith("postgresql"):
+            self.engine = create_engine(url, pool_size=settings.db_pool_size, pool_pre_ping=True)
+        else:
+            raise ConfigError(
+                "CALLVAULT_DATABASE_URL must be sqlite or postgresql",
+                field="CALLVAULT_DATABASE_URL",
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @contextmanager
+    def tenant_tx(self, tenant_id: str) -> Iterator[Session]:
+        """A transaction confined to ``tenant_id``: commits on success, rolls back on error."""
+        with self._sessions() as session, session.begin():
+            if not self.is_sqlite:
+                session.execute(
+                    text("SELECT set_config(:name, :tenant, true)"),
+                    {"name": TENANT_SETTING, "tenant": tenant_id},
+                )
+            yield session
+
+    @contextmanager
+    def system_tx(self) -> Iterator[Session]:
+        """A transaction with no tenant: on PostgreSQL it sees no tenant-owned rows."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def check(self) -> None:
+        """Raise :class:`UnavailableError` unless the database answers and is writable."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                if not self.is_sqlite:
+                    ro = conn.execute(text("SHOW transaction_read_only")).scalar_one()
+                    if ro == "on":
+                        raise UnavailableError("database is read-only")
+        except SQLAlchemyError:
+            raise UnavailableError("database is not reachable") from None
+
+    def check_role(self) -> None:
+        """Fail closed if the PostgreSQL role could bypass row-level security."""
+        if self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            ).one()
+        if row[0] or row[1]:
+            raise ConfigError(
+                "CALLVAULT_DATABASE_URL must use a role without SUPERUSER or BYPASSRLS",
+                field="CALLVAULT_DATABASE_URL",
+            )
+
+    def migrate(self) -> None:
+        """Apply every Alembic migration up to head."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(files("callvault.store") / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,58 @@
+"""Tenants, deployments and agents, with immutable versioned configuration."""
+
+from callvault.tenancy._service import (
+    Change,
+    Subject,
+    create_agent,
+    create_deployment,
+    create_tenant,
+    current_settings,
+    get_agent,
+    get_deployment,
+    get_tenant,
+    list_agents,
+    list_deployments,
+    revert,
+    update,
+    version_content,
+    version_info,
+    versions_of,
+)
+from callvault.tenancy._settings import (
+    AgentSettings,
+    DeploymentSettings,
+    KnowledgeDocument,
+    Region,
+    Retention,
+    TenantSettings,
+    ToolDefinition,
+)
+from callvault.tenancy._versions import VersionInfo, diff
+
+__all__ = [
+    "AgentSettings",
+    "Change",
+    "DeploymentSettings",
+    "KnowledgeDocument",
+    "Region",
+    "Retention",
+    "Subject",
+    "TenantSettings",
+    "ToolDefinition",
+    "VersionInfo",
+    "create_agent",
+    "create_deployment",
+    "create_tenant",
+    "current_settings",
+    "diff",
+    "get_agent",
+    "get_deployment",
+    "get_tenant",
+    "list_agents",
+    "list_deployments",
+    "revert",
+    "update",
+    "version_content",
+    "version_info",
+    "versions_of",
+]
