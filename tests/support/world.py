@@ -1,0 +1,110 @@
+"""A small populated installation for API tests: two tenants, two deployments each,
+an agent and a call in each deployment, and one principal per role per scope.
+
+Every id and token a test needs is on the returned :class:`World`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from callvault import access, tenancy
+from callvault.access import Role, ScopeKind
+from callvault.bootstrap import create_tenant_with_owner
+from callvault.runtime import Runtime
+
+TRANSCRIPT = [
+    {
+        "speaker": "caller",
+        "start_ms": 0,
+        "end_ms": 4000,
+        "text": "my card number is 4111 1111 1111 1111 and my date of birth is the "
+        "twelfth of march nineteen eighty four",
+        "words": [{"text": "my", "start_ms": 0, "end_ms": 200}],
+    },
+    {
+        "speaker": "agent",
+        "start_ms": 4000,
+        "end_ms": 6000,
+        "text": "thank you, I have that",
+        "words": [],
+    },
+]
+CALLER_NUMBER = "+44 7700 900123"
+PROMPT = "You are the booking assistant for Example NHS Trust."
+
+
+@dataclass
+class TenantWorld:
+    id: str
+    owner_token: str
+    deployments: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    #: (role, scope) -> token; scope is "tenant" or "dep0"/"dep1" or "agent0"
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+    principals: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    a: TenantWorld
+    b: TenantWorld
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _populate(rt: Runtime, client: TestClient, name: str) -> TenantWorld:
+    init = create_tenant_with_owner(rt, tenant_name=name, owner_name=f"{name}-owner")
+    tw = TenantWorld(id=init.tenant_id, owner_token=init.token)
+    owner = _auth(init.token)
+    for i in range(2):
+        r = client.post("/v1/deployments", headers=owner, json={"name": f"{name}-dep{i}"})
+        assert r.status_code == 201, r.text
+        dep = r.json()["id"]
+        tw.deployments.append(dep)
+        r = client.post(
+            f"/v1/deployments/{dep}/agents",
+            headers=owner,
+            json={"name": f"agent{i}", "prompt": PROMPT},
+        )
+        assert r.status_code == 201, r.text
+        tw.agents.append(r.json()["id"])
+    # Principals: one per role at tenant scope, at deployment 0, and at agent 0.
+    scopes = {
+        "tenant": (ScopeKind.TENANT, tw.id),
+        "dep0": (ScopeKind.DEPLOYMENT, tw.deployments[0]),
+        "agent0": (ScopeKind.AGENT, tw.agents[0]),
+    }
+    with rt.db.tenant_tx(tw.id) as s:
+        for role in Role:
+            for label, (kind, scope_id) in scopes.items():
+                p = access.create_principal(s, tw.id, kind="user", name=f"{role}-{label}")
+                access.bind_role(s, tw.id, p.id, role, kind, scope_id, created_by="test")
+                key = access.issue_key(s, tw.id, p.id, label="t", ttl=timedelta(days=1))
+                tw.tokens[(role.value, label)] = key.token
+                tw.principals[(role.value, label)] = p.id
+        tenancy.get_tenant(s, tw.id)
+    # A call with a transcript in each deployment, fed by the tenant-wide ingest key.
+    ingest = _auth(tw.tokens[("ingest", "tenant")])
+    for agent in tw.agents:
+        r = client.post(
+            f"/v1/agents/{agent}/calls",
+            headers=ingest,
+            json={"direction": "inbound", "caller_number": CALLER_NUMBER},
+        )
+        assert r.status_code == 201, r.text
+        call = r.json()["id"]
+        tw.calls.append(call)
+        r = client.post(f"/v1/calls/{call}/segments", headers=ingest, json={"segments": TRANSCRIPT})
+        assert r.status_code == 201, r.text
+    return tw
+
+
+def build_world(rt: Runtime, client: TestClient) -> World:
+    return World(a=_populate(rt, client, "acme"), b=_populate(rt, client, "globex"))
