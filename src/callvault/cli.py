@@ -105,10 +105,11 @@ def init(
 
     settings = _settings()
     result = guarded(lambda: initialise(settings, tenant_name=tenant_name, owner_name=owner_name))
-    out.print(f"tenant      {result.tenant_id}")
-    out.print(f"owner       {result.principal_id}")
-    out.print(f"api key     {result.token}")
-    out.print("The API key is shown once; store it now (only a salted hash is kept).")
+    # Plain echo: a console would wrap the key at the terminal width.
+    typer.echo(f"tenant      {result.tenant_id}")
+    typer.echo(f"owner       {result.principal_id}")
+    typer.echo(f"api key     {result.token}")
+    typer.echo("The API key is shown once; store it now (only a salted hash is kept).")
 
 
 @app.command()
@@ -129,9 +130,9 @@ def serve(
     tls = guarded(lambda: ensure_tls_files(settings))
     rt = guarded(lambda: Runtime.open(settings))
     if tls.generated:
-        out.print(f"generated a self-signed TLS certificate: {tls.cert}")
-    out.print(f"TLS certificate SHA-256 fingerprint: {tls.fingerprint}")
-    out.print(f"listening on https://{settings.host}:{settings.port} (TLS 1.3 only)")
+        typer.echo(f"generated a self-signed TLS certificate: {tls.cert}")
+    typer.echo(f"TLS certificate SHA-256 fingerprint: {tls.fingerprint}")
+    typer.echo(f"listening on https://{settings.host}:{settings.port} (TLS 1.3 only)")
     config = uvicorn.Config(
         create_app(rt),
         host=settings.host,

@@ -1,0 +1,130 @@
+"""Latency of ``access.authorize()`` per decision, with 1,000 role bindings in play.
+
+Set-up: one tenant with 20 deployments of 10 agents each; 1,000 role bindings
+spread over 200 principals (5 each, random role, random scope among tenant,
+deployments and agents), plus one principal that alone holds 1,000
+bindings. Each timed call is one decision for a random (principal, action,
+resource) triple, a mix of allows and denies (including cross-tenant).
+
+Prints one JSON object: median and p99 in microseconds, overall and for the
+1,000-binding principal. Target: median <= 100 us.
+
+    python bench/authz.py [--decisions N] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import random
+import statistics
+import time
+
+from callvault.access import Action, Binding, Principal, Resource, Role, ScopeKind, authorize
+
+
+def _world(rng: random.Random) -> tuple[list[Principal], Principal, list[Resource]]:
+    tenant = "ten_" + "a" * 26
+    deployments = [f"dep_{'b' * 23}{i:03d}" for i in range(20)]
+    agents = {
+        d: [f"agt_{'c' * 20}{i:03d}{j:03d}" for j in range(10)] for i, d in enumerate(deployments)
+    }
+    scopes: list[tuple[ScopeKind, str]] = [(ScopeKind.TENANT, tenant)]
+    scopes += [(ScopeKind.DEPLOYMENT, d) for d in deployments]
+    scopes += [(ScopeKind.AGENT, a) for d in deployments for a in agents[d]]
+    roles = list(Role)
+
+    def bindings(n: int) -> frozenset[Binding]:
+        out = set()
+        while len(out) < n:
+            kind, sid = rng.choice(scopes)
+            out.add(Binding(rng.choice(roles), kind, sid))
+        return frozenset(out)
+
+    principals = [
+        Principal(f"prn_{'d' * 20}{i:06d}", tenant, "user", active=True, bindings=bindings(5))
+        for i in range(200)
+    ]
+    heavy = Principal(f"prn_{'e' * 26}", tenant, "user", active=True, bindings=bindings(1000))
+    resources: list[Resource] = [Resource.tenant(tenant)]
+    for d in deployments:
+        resources.append(Resource.deployment(tenant, d))
+        for a in agents[d]:
+            resources.append(Resource.agent(tenant, d, a))
+            resources.append(Resource.call(tenant, d, a, f"call_{a[4:]}"))
+    # A tenth of the resources belong to another tenant: the wall must deny them.
+    other = "ten_" + "f" * 26
+    resources += [Resource.deployment(other, f"dep_{'g' * 23}{i:03d}") for i in range(15)]
+    return principals, heavy, resources
+
+
+def _time(decide: list[tuple[Principal, Action, Resource]]) -> tuple[list[float], int]:
+    samples: list[float] = []
+    allowed = 0
+    for principal, action, resource in decide:
+        t0 = time.perf_counter_ns()
+        decision = authorize(principal, action, resource)
+        samples.append((time.perf_counter_ns() - t0) / 1000)
+        allowed += decision.allowed
+    return samples, allowed
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_us": round(statistics.median(ordered), 1),
+        "p99_us": round(ordered[int(len(ordered) * 0.99) - 1], 1),
+        "mean_us": round(statistics.fmean(ordered), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    principals, heavy, resources = _world(rng)
+    actions = list(Action)
+    mixed = [
+        (rng.choice(principals), rng.choice(actions), rng.choice(resources))
+        for _ in range(args.decisions)
+    ]
+    heavy_run = [
+        (heavy, rng.choice(actions), rng.choice(resources)) for _ in range(args.decisions // 5)
+    ]
+    # Warm-up: parse the policy set and fill the per-principal entity cache, as a
+    # running server has after its first requests.
+    _time(mixed[:2000])
+    _time(heavy_run[:200])
+    gc.disable()
+    mixed_samples, mixed_allowed = _time(mixed)
+    heavy_samples, heavy_allowed = _time(heavy_run)
+    gc.enable()
+    print(
+        json.dumps(
+            {
+                "bench": "authz",
+                "role_bindings": sum(len(p.bindings) for p in principals),
+                "principals": len(principals),
+                "decisions": len(mixed),
+                "allowed_fraction": round(mixed_allowed / len(mixed), 3),
+                **_summary(mixed_samples),
+                "heavy_principal": {
+                    "role_bindings": len(heavy.bindings),
+                    "decisions": len(heavy_run),
+                    "allowed_fraction": round(heavy_allowed / len(heavy_run), 3),
+                    **_summary(heavy_samples),
+                },
+                "target_median_us": 100,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
