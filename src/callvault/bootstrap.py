@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from callvault import access, tenancy
 from callvault.access import Role, ScopeKind
@@ -15,7 +15,7 @@ from callvault.config import Settings
 from callvault.errors import ConflictError
 from callvault.runtime import Runtime
 from callvault.store import new_id
-from callvault.store.models import Tenant
+from callvault.store.models import Installation, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +26,29 @@ class InitResult:
     token: str
 
 
-def has_tenants(rt: Runtime) -> bool:
-    """Whether any tenant exists (on SQLite; PostgreSQL's RLS hides them from a tenantless tx)."""
-    with rt.db.system_tx() as s:
-        return s.execute(select(Tenant.id).limit(1)).first() is not None
-
-
 def create_tenant_with_owner(
-    rt: Runtime, *, tenant_name: str, owner_name: str, actor: str = "system:init"
+    rt: Runtime,
+    *,
+    tenant_name: str,
+    owner_name: str,
+    actor: str = "system:init",
+    first: bool = False,
 ) -> InitResult:
-    """Create a tenant, an owner user bound at tenant scope, and an owner API key."""
+    """Create a tenant, an owner user bound at tenant scope, and an owner API key.
+
+    With ``first``, also claim the installation marker in the same transaction:
+    a second ``init`` fails with :class:`ConflictError` and writes nothing. (The
+    marker is not tenant-owned because a tenantless transaction sees no tenant
+    rows on PostgreSQL.)
+    """
     tenant_id = new_id("ten")
     with rt.db.tenant_tx(tenant_id) as s:
+        if first:
+            s.add(Installation(id=1, initialised_at=utcnow()))
+            try:
+                s.flush()
+            except IntegrityError:
+                raise ConflictError("callvault is already initialised (a tenant exists)") from None
         tenancy.create_tenant(
             s,
             rt.sealer,
@@ -78,8 +89,8 @@ def initialise(settings: Settings, *, tenant_name: str, owner_name: str) -> Init
     )
     rt = Runtime.open(settings, create_key=not key_exists, migrate=True)
     try:
-        if has_tenants(rt):
-            raise ConflictError("callvault is already initialised (a tenant exists)")
-        return create_tenant_with_owner(rt, tenant_name=tenant_name, owner_name=owner_name)
+        return create_tenant_with_owner(
+            rt, tenant_name=tenant_name, owner_name=owner_name, first=True
+        )
     finally:
         rt.close()

@@ -155,11 +155,14 @@ class Authorizer:
 
     def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         """Decide ``action`` by ``principal`` on ``resource``."""
+        # The context goes in pre-serialised: cedarpy would otherwise copy the
+        # request and serialise it again on every call.
+        context = json.dumps({"tenant": resource.tenant_id, "scopes": list(resource.scopes)})
         request = {
             "principal": _uid("Principal", principal.id),
             "action": _uid("Action", action.value),
             "resource": _uid(resource.kind.value.capitalize(), resource.id),
-            "context": {"tenant": resource.tenant_id, "scopes": list(resource.scopes)},
+            "context": context,
         }
         result = cedarpy.is_authorized(request, self._policies, self._entities(principal))
         diagnostics = result.diagnostics

@@ -75,6 +75,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class Installation(Base):
+    """One row, written by ``callvault init``. Not tenant-owned, so no row-level security:
+    it is how a tenantless transaction learns the installation is initialised."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    initialised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 
