@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -48,12 +50,17 @@ class AuditLog:
         entries = [entry_bytes(tenant_id, ev, now) for ev in events]
         if any(len(e) > self._max for e in entries):
             raise AuditUnavailableError("audit entry exceeds the configured size limit")
+        # Create the head row if this is the tenant's first entry, without
+        # racing: concurrent first appends all reach the locked read below.
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            insert(AuditHead)
+            .values(tenant_id=tenant_id, size=0)
+            .on_conflict_do_nothing(index_elements=["tenant_id"])
+        )
         head = session.execute(
             select(AuditHead).where(AuditHead.tenant_id == tenant_id).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = AuditHead(tenant_id=tenant_id, size=0)
-            session.add(head)
+        ).scalar_one()
         first = head.size
         for offset, entry in enumerate(entries):
             session.add(

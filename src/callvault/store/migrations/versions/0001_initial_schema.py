@@ -295,6 +295,7 @@ def upgrade() -> None:
         )
 
     _enable_row_level_security()
+    _make_audit_entries_insert_only()
 
 
 #: Tenant-owned tables (all but ``tenants``); frozen here, not imported from
@@ -313,6 +314,29 @@ _TENANT_TABLES = (
     "audit_heads",
     "audit_entries",
 )
+
+
+def _make_audit_entries_insert_only() -> None:
+    """Audit entries are written once: UPDATE and DELETE are refused by the database itself."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION callvault_audit_insert_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit entries are insert-only'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER audit_entries_insert_only BEFORE UPDATE OR DELETE ON audit_entries "
+            "FOR EACH ROW EXECUTE FUNCTION callvault_audit_insert_only()"
+        )
+        op.execute(
+            "CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries "
+            "FOR EACH STATEMENT EXECUTE FUNCTION callvault_audit_insert_only()"
+        )
+    else:
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER audit_entries_no_{verb.lower()} BEFORE {verb} ON audit_entries "
+                "BEGIN SELECT RAISE(ABORT, 'audit entries are insert-only'); END"
+            )
 
 
 def _enable_row_level_security() -> None:
