@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from callvault.access import Action, Grant
@@ -73,10 +73,11 @@ def _ctx(call: Call, purpose: str, object_id: str) -> SealContext:
     )
 
 
+_GET_CALL = select(Call).where(Call.tenant_id == bindparam("t"), Call.id == bindparam("i"))
+
+
 def get_call(session: Session, tenant_id: str, call_id: str) -> Call:
-    row = session.execute(
-        select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id)
-    ).scalar_one_or_none()
+    row = session.execute(_GET_CALL, {"t": tenant_id, "i": call_id}).scalar_one_or_none()
     if row is None:
         raise NotFoundError("call not found", field="call_id")
     return row

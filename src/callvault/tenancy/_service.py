@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,8 +135,16 @@ def _commit_version(
 # -- reads -----------------------------------------------------------------
 
 
+# Lookups on the hot path are built once and executed with parameters.
+_GET_TENANT = select(Tenant).where(Tenant.id == bindparam("t"))
+_GET_DEPLOYMENT = select(Deployment).where(
+    Deployment.tenant_id == bindparam("t"), Deployment.id == bindparam("i")
+)
+_GET_AGENT = select(Agent).where(Agent.tenant_id == bindparam("t"), Agent.id == bindparam("i"))
+
+
 def get_tenant(session: Session, tenant_id: str) -> Tenant:
-    row = session.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one_or_none()
+    row = session.execute(_GET_TENANT, {"t": tenant_id}).scalar_one_or_none()
     if row is None:
         raise NotFoundError("tenant not found", field="tenant_id")
     return row
@@ -144,7 +152,7 @@ def get_tenant(session: Session, tenant_id: str) -> Tenant:
 
 def get_deployment(session: Session, tenant_id: str, deployment_id: str) -> Deployment:
     row = session.execute(
-        select(Deployment).where(Deployment.tenant_id == tenant_id, Deployment.id == deployment_id)
+        _GET_DEPLOYMENT, {"t": tenant_id, "i": deployment_id}
     ).scalar_one_or_none()
     if row is None:
         raise NotFoundError("deployment not found", field="deployment_id")
@@ -159,9 +167,7 @@ def list_deployments(session: Session, tenant_id: str) -> list[Deployment]:
 
 
 def get_agent(session: Session, tenant_id: str, agent_id: str) -> Agent:
-    row = session.execute(
-        select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id)
-    ).scalar_one_or_none()
+    row = session.execute(_GET_AGENT, {"t": tenant_id, "i": agent_id}).scalar_one_or_none()
     if row is None:
         raise NotFoundError("agent not found", field="agent_id")
     return row
