@@ -32,7 +32,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Configuration versions: list, diff, revert.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-out = Console(highlight=False)
+# Piped output is not cut to a terminal width: ids must survive `| grep`.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1_000)
 err = Console(stderr=True, highlight=False)
 
 EXIT_CODES: dict[type[errors.Error], int] = {
@@ -118,6 +119,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Serve the API over TLS 1.3 only."""
+    # Settings first, so a bad one is reported before the heavy imports.
+    settings = _settings(host=host, port=port)
     import uvicorn
 
     from callvault.api import create_app
@@ -125,10 +128,11 @@ def serve(
     from callvault.runtime import Runtime
     from callvault.tls import ensure_tls_files, restrict_to_tls13
 
-    settings = _settings(host=host, port=port)
     setup_logging(settings.log_level)
-    tls = guarded(lambda: ensure_tls_files(settings))
+    # The runtime (keys, database) before the certificate: a data directory
+    # that cannot serve gets nothing written into it.
     rt = guarded(lambda: Runtime.open(settings))
+    tls = guarded(lambda: ensure_tls_files(settings))
     if tls.generated:
         typer.echo(f"generated a self-signed TLS certificate: {tls.cert}")
     typer.echo(f"TLS certificate SHA-256 fingerprint: {tls.fingerprint}")
@@ -140,6 +144,7 @@ def serve(
         ssl_certfile=str(tls.cert),
         ssl_keyfile=str(tls.key),
         http="httptools",
+        loop="uvloop",
         access_log=False,
         log_config=None,
         server_header=False,

@@ -113,7 +113,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         loc = err["loc"]
-        name = f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else "settings"
         # err["msg"] never contains the input value (include_input=False above
         # drops it from the structure; pydantic's messages name the expectation).
+        if not loc:  # a rule across settings; its message names the variables
+            raise ConfigError(f"bad settings: {err['msg'].removeprefix('Value error, ')}") from None
+        name = f"{ENV_PREFIX}{str(loc[0]).upper()}"
         raise ConfigError(f"bad setting {name}: {err['msg']}", field=name) from None

@@ -37,16 +37,18 @@ class Runtime:
         cls, settings: Settings, *, create_key: bool = False, migrate: bool | None = None
     ) -> Runtime:
         """Build and check every part; raise :class:`callvault.errors.Error` if one is unusable."""
+        # Keys first: without them nothing may be touched (no migration of a
+        # data directory that was never initialised).
+        root = create_root_key(settings) if create_key else load_root_key(settings)
+        sealer = LocalSealer(root)
+        sealer.check()
+        default_authorizer()  # parse and validate the policy set now, not on first request
         db = Database(settings)
         try:
             db.check()
             db.check_role()
             if settings.auto_migrate if migrate is None else migrate:
                 db.migrate()
-            root = create_root_key(settings) if create_key else load_root_key(settings)
-            sealer = LocalSealer(root)
-            sealer.check()
-            default_authorizer()  # parse and validate the policy set now, not on first request
         except Error:
             db.dispose()
             raise
