@@ -220,7 +220,9 @@ def authenticate(session: Session, parts: TokenParts) -> Principal:
     deactivated principal. Every failure raises the same message.
     """
     # (1)
-    rows = session.execute(_AUTHENTICATE, {"tenant": parts.tenant_id, "key": parts.key_id}).all()
+    # Core execution on the session's connection: no ORM entities, so skip the ORM layer.
+    params = {"tenant": parts.tenant_id, "key": parts.key_id}
+    rows = session.connection().execute(_AUTHENTICATE, params).all()
     if not rows:
         raise AuthenticationError("invalid API key")
     salt, secret_hash, expires_at, revoked_at, principal_id, kind, active = rows[0][:7]
