@@ -49,6 +49,7 @@ class Action(StrEnum):
     AGENT_READ = "agent:read"
     AGENT_UPDATE = "agent:update"
     AGENT_READ_CONFIG = "agent:read_config"
+    AGENT_READ_HISTORY = "agent:read_history"
     CONFIG_READ = "config:read"
     CALL_LIST = "call:list"
     CALL_CREATE = "call:create"
@@ -90,6 +91,7 @@ _ADMIN: Final = _METADATA | {
     Action.AGENT_CREATE,
     Action.AGENT_UPDATE,
     Action.AGENT_READ_CONFIG,
+    Action.AGENT_READ_HISTORY,
     Action.CONFIG_READ,
 }
 
@@ -100,6 +102,8 @@ ROLE_ACTIONS: Final[dict[Role, frozenset[Action]]] = {
         _METADATA
         | {
             Action.CONFIG_READ,
+            Action.AGENT_READ_CONFIG,
+            Action.AGENT_READ_HISTORY,
             Action.AUDIT_READ,
             Action.TRANSCRIPT_READ,
             Action.TRANSCRIPT_READ_REDACTED,
@@ -112,10 +116,16 @@ ROLE_ACTIONS: Final[dict[Role, frozenset[Action]]] = {
     ),
     Role.DEVELOPER: frozenset(
         _METADATA
-        | {Action.AGENT_CREATE, Action.AGENT_UPDATE, Action.AGENT_READ_CONFIG, Action.CONFIG_READ}
+        | {
+            Action.AGENT_CREATE,
+            Action.AGENT_UPDATE,
+            Action.AGENT_READ_CONFIG,
+            Action.AGENT_READ_HISTORY,
+        }
     ),
     Role.AUDITOR: frozenset(
-        _METADATA | {Action.AUDIT_READ, Action.CONFIG_READ, Action.PRINCIPAL_READ}
+        _METADATA
+        | {Action.AUDIT_READ, Action.CONFIG_READ, Action.AGENT_READ_HISTORY, Action.PRINCIPAL_READ}
     ),
     Role.INGEST: frozenset({Action.AGENT_READ, Action.CALL_CREATE, Action.CALL_APPEND}),
 }

@@ -74,7 +74,7 @@ class Guard:
 
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max):
-            await self._problem(scope, send_with_headers, request_id, 413)
+            await self._problem(send_with_headers, request_id, 413)
             return
 
         received = 0
@@ -96,9 +96,9 @@ class Guard:
             # type only, and answer if nothing was sent yet.
             log.error("request %s failed: %s", request_id, type(exc).__name__)
             if not started:
-                await self._problem(scope, send_with_headers, request_id, 500)
+                await self._problem(send_with_headers, request_id, 500)
 
-    async def _problem(self, scope: Scope, send: Any, request_id: str, status: int) -> None:
+    async def _problem(self, send: Any, request_id: str, status: int) -> None:
         if status == 413:
             code, title, detail = (
                 "payload-too-large",
@@ -112,7 +112,7 @@ class Guard:
             title=title,
             status=status,
             detail=detail,
-            instance=scope.get("path", ""),
+            instance=f"urn:callvault:request:{request_id}",
             request_id=request_id,
         )
         await send(

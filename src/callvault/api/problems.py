@@ -93,7 +93,7 @@ def problem(
         title=title,
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=f"urn:callvault:request:{rid}" if rid else "about:blank",
         request_id=rid,
         extra=extra,
     )
@@ -148,11 +148,13 @@ def _on_validation(request: Request, exc: Exception) -> Response:
 def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for it only
     code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = "request body exceeds the configured limit" if exc.status_code == 413 else None
     return problem(
         request,
         code=code,
         title=title,
         status=exc.status_code,
+        detail=detail,
         headers=dict(exc.headers) if exc.headers else None,
     )
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from callvault.access import Role, ScopeKind
 from callvault.store.ids import ID_PATTERN
 from callvault.tenancy import KnowledgeDocument, Region, ToolDefinition
-from callvault.tenancy._settings import Name
+from callvault.tenancy._settings import JsonObject, Name
 
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, max_length=40)]
 Millis = Annotated[StrictInt, Field(ge=0, le=86_400_000)]
@@ -170,6 +170,12 @@ class WordIn(In):
     start_ms: Millis
     end_ms: Millis
 
+    @model_validator(mode="after")
+    def _ordered(self) -> WordIn:
+        if self.end_ms < self.start_ms:
+            raise ValueError("end_ms must not be before start_ms")
+        return self
+
 
 class SegmentIn(In):
     speaker: Literal["caller", "agent"]
@@ -193,7 +199,7 @@ class SegmentsAppend(In):
 class EventIn(In):
     kind: Literal["dtmf", "tool_call", "agent_turn", "mark", "hold", "transfer", "custom"]
     at_ms: Millis
-    detail: dict[str, Any] | None = None
+    detail: JsonObject | None = None
 
 
 class EventsAppend(In):

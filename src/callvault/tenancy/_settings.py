@@ -6,10 +6,38 @@ cannot be written in an invalid state. Unknown fields are refused.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+#: I-JSON (RFC 7493) / RFC 8785: the integers every JSON peer represents exactly.
+_I_JSON_MAX_INT = 2**53 - 1
+
+
+def _i_json(value: Any) -> Any:
+    """Refuse numbers canonical JSON cannot carry (big integers, NaN, infinities)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, bool) or node is None or isinstance(node, str):
+            continue
+        if isinstance(node, int):
+            if abs(node) > _I_JSON_MAX_INT:
+                raise ValueError("integers must be within +/-(2^53 - 1)")
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise ValueError("numbers must be finite")
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return value
+
+
+#: A free-form JSON object that canonical JSON (RFC 8785) can serialise.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_i_json)]
 
 
 class Region(StrEnum):
@@ -59,7 +87,7 @@ class ToolDefinition(_Strict):
     name: ToolName
     description: Annotated[StrictStr, Field(max_length=4000)] = ""
     #: JSON Schema of the tool's arguments.
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: JsonObject = Field(default_factory=dict)
 
 
 class AgentSettings(_Strict):

@@ -46,6 +46,7 @@ def _routes(
     read: Action,
     change: Action,
     with_id: bool,
+    history: Action = Action.CONFIG_READ,
 ) -> None:
     def subject_id(id_: str | None, ctx: Ctx) -> str:
         return id_ if id_ is not None else ctx.tenant_id
@@ -53,7 +54,7 @@ def _routes(
     def list_versions(ctx: Ctx, id_: str | None) -> list[schemas.VersionOut]:
         with ctx.tx() as s:
             subject, res = load(s, ctx, subject_id(id_, ctx))
-            ctx.enforce(Action.CONFIG_READ, res)
+            ctx.enforce(history, res)
             infos = tenancy.versions_of(s, subject)
             return [resources.version_out(i) for i in infos]
 
@@ -158,4 +159,5 @@ _routes(
     Action.AGENT_READ_CONFIG,
     Action.AGENT_UPDATE,
     with_id=True,
+    history=Action.AGENT_READ_HISTORY,
 )

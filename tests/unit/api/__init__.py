@@ -1,0 +1,1 @@
+"""API tests: access matrix, bad input, fail-closed audit."""
