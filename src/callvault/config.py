@@ -65,7 +65,13 @@ class Settings(BaseSettings):
         description="Base64 of 32 random bytes sealing local data; default: a file in data_dir.",
     )
     db_busy_timeout_ms: int = Field(default=5_000, ge=0, le=60_000)
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=200,
+        description="Database connections kept open; request worker threads are half of it "
+        "(a request holds at most two), so a request never waits for or opens one.",
+    )
     audit_max_entry_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -33,6 +32,7 @@ from callvault.access.roles import ROLE_ACTIONS, Action, Role
 from callvault.errors import ConfigError
 
 _PRINCIPAL_CACHE_SIZE = 4096
+_CONTEXT_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,7 @@ def _principal_entity(principal: Principal) -> dict[str, Any]:
 
 
 _CacheKey = tuple[str, str, bool, frozenset[Binding]]
+_ENTITY_TYPE = {kind: kind.value.capitalize() for kind in ResourceKind}
 
 
 class Authorizer:
@@ -133,35 +134,52 @@ class Authorizer:
         # (2) Parse once; reuse for every decision.
         self._policies = cedarpy.PolicySet.from_str(policy_text)
         self._actions_json = json.dumps(_action_entities())
-        self._cache: OrderedDict[_CacheKey, cedarpy.Entities] = OrderedDict()
+        self._cache: dict[_CacheKey, cedarpy.Entities] = {}
+        self._contexts: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
 
     def _entities(self, principal: Principal) -> cedarpy.Entities:
         key: _CacheKey = (principal.id, principal.tenant_id, principal.active, principal.bindings)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
+        hit = self._cache.get(key)  # a dict read is atomic; only writers take the lock
+        if hit is not None:
+            return hit
         actions = json.loads(self._actions_json)
         parsed = cedarpy.Entities.from_json_str(
             json.dumps([*actions, _principal_entity(principal)])
         )
         with self._lock:
+            if len(self._cache) >= _PRINCIPAL_CACHE_SIZE:
+                # Evict the oldest insertions (dicts keep insertion order).
+                for stale in list(self._cache)[: _PRINCIPAL_CACHE_SIZE // 8]:
+                    del self._cache[stale]
             self._cache[key] = parsed
-            while len(self._cache) > _PRINCIPAL_CACHE_SIZE:
-                self._cache.popitem(last=False)
         return parsed
+
+    def _context(self, resource: Resource) -> str:
+        """The request context as JSON, memoised per containment chain.
+
+        It goes to cedarpy pre-serialised (it would otherwise copy the request
+        and serialise it on every call), and the same string object is reused
+        for the same chain, which cedarpy converts faster than a fresh one.
+        """
+        scopes = resource.scopes
+        hit = self._contexts.get(scopes)
+        if hit is not None:
+            return hit
+        text = json.dumps({"tenant": resource.tenant_id, "scopes": list(scopes)})
+        with self._lock:
+            if len(self._contexts) >= _CONTEXT_CACHE_SIZE:
+                self._contexts.clear()
+            self._contexts[scopes] = text
+        return text
 
     def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         """Decide ``action`` by ``principal`` on ``resource``."""
-        # The context goes in pre-serialised: cedarpy would otherwise copy the
-        # request and serialise it again on every call.
-        context = json.dumps({"tenant": resource.tenant_id, "scopes": list(resource.scopes)})
+        context = self._context(resource)
         request = {
-            "principal": _uid("Principal", principal.id),
-            "action": _uid("Action", action.value),
-            "resource": _uid(resource.kind.value.capitalize(), resource.id),
+            "principal": {"type": "Principal", "id": principal.id},
+            "action": {"type": "Action", "id": action.value},
+            "resource": {"type": _ENTITY_TYPE[resource.kind], "id": resource.id},
             "context": context,
         }
         result = cedarpy.is_authorized(request, self._policies, self._entities(principal))

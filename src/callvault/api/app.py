@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -32,6 +33,11 @@ from callvault.runtime import Runtime
 def create_fastapi(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Half as many request threads as database connections: a request holds
+        # at most two at once (its transaction, and the audit commit that must
+        # precede a content read), so none waits for the pool or opens a new one.
+        threads = max(1, rt.settings.db_pool_size // 2)
+        to_thread.current_default_thread_limiter().total_tokens = threads
         yield
         rt.close()
 

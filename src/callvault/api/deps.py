@@ -14,7 +14,16 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
-from callvault.access import Action, Grant, Principal, Resource, authenticate, parse_token
+from callvault.access import (
+    Action,
+    Grant,
+    Principal,
+    Resource,
+    TokenParts,
+    authenticate,
+    parse_token,
+)
+from callvault.api.blocking import run_blocking
 from callvault.audit import AuditEvent, Outcome
 from callvault.audit._entry import OCSF_AUTHENTICATION
 from callvault.errors import AuthenticationError
@@ -29,7 +38,7 @@ ResourceId = Annotated[str, Path(pattern=ID_PATTERN, max_length=40)]
 VersionId = Annotated[str, Path(pattern=VERSION_ID_PATTERN)]
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -72,10 +81,14 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def context(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Ctx:
+async def context(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Ctx:
     """Authenticate the bearer API key. Failures with a known tenant are audited."""
     request_id = request.scope.get("state", {}).get("request_id")
     parts = parse_token(_bearer(request))
+    return await run_blocking(rt, lambda: _authenticate(rt, parts, request_id))
+
+
+def _authenticate(rt: Runtime, parts: TokenParts, request_id: str | None) -> Ctx:
     try:
         with rt.db.tenant_tx(parts.tenant_id) as session:
             principal = authenticate(session, parts)

@@ -6,6 +6,7 @@ a task per request, and so the body limit applies while the body streams in.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -52,6 +53,13 @@ class Guard:
         self.app = app
         self.max = max_body_bytes
         self.headers = security_headers(hsts_max_age_seconds)
+        # Request ids need to be unique, not secret: a random per-process prefix
+        # and a counter (reading the OS's randomness per request showed in profiles).
+        self._id_prefix = secrets.token_hex(6)
+        self._id_counter = itertools.count(1)
+
+    def _next_request_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._id_counter):x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,7 +67,7 @@ class Guard:
             return
         supplied = _header(scope, b"x-request-id")
         request_id = (
-            supplied if supplied and _REQUEST_ID_RE.match(supplied) else secrets.token_hex(12)
+            supplied if supplied and _REQUEST_ID_RE.match(supplied) else self._next_request_id()
         )
         scope.setdefault("state", {})["request_id"] = request_id
         extra = [*self.headers, (b"x-request-id", request_id.encode())]

@@ -47,14 +47,24 @@ class Database:
         self.is_sqlite = settings.is_sqlite
         if self.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # A fixed pool (no overflow): opening a SQLite connection runs the
+            # pragmas below, far costlier than a query, so connections are kept.
             self.engine: Engine = create_engine(
                 url,
                 connect_args={"check_same_thread": False},
                 pool_size=settings.db_pool_size,
+                max_overflow=0,
+                pool_timeout=30,
             )
             event.listen(self.engine, "connect", _sqlite_pragmas(settings.db_busy_timeout_ms))
         elif url.startswith("postgresql"):
-            self.engine = create_engine(url, pool_size=settings.db_pool_size, pool_pre_ping=True)
+            self.engine = create_engine(
+                url,
+                pool_size=settings.db_pool_size,
+                max_overflow=0,
+                pool_timeout=30,
+                pool_pre_ping=True,
+            )
         else:
             raise ConfigError(
                 "CALLVAULT_DATABASE_URL must be sqlite or postgresql",

@@ -7,12 +7,14 @@ from fastapi import APIRouter, status
 from callvault import tenancy
 from callvault.access import Action
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep, ResourceId
 
 router = APIRouter(prefix="/v1", tags=["agents"])
 
 
 @router.get("/deployments/{deployment_id}/agents")
+@blocking
 def list_agents(deployment_id: ResourceId, ctx: CtxDep) -> list[schemas.AgentOut]:
     with ctx.tx() as s:
         dep = tenancy.get_deployment(s, ctx.tenant_id, deployment_id)
@@ -26,6 +28,7 @@ def list_agents(deployment_id: ResourceId, ctx: CtxDep) -> list[schemas.AgentOut
 
 
 @router.post("/deployments/{deployment_id}/agents", status_code=status.HTTP_201_CREATED)
+@blocking
 def create_agent(
     deployment_id: ResourceId, body: tenancy.AgentSettings, ctx: CtxDep
 ) -> schemas.AgentOut:
@@ -37,6 +40,7 @@ def create_agent(
 
 
 @router.get("/agents/{agent_id}")
+@blocking
 def get_agent(agent_id: ResourceId, ctx: CtxDep) -> schemas.AgentOut:
     with ctx.tx() as s:
         row = tenancy.get_agent(s, ctx.tenant_id, agent_id)
@@ -45,6 +49,7 @@ def get_agent(agent_id: ResourceId, ctx: CtxDep) -> schemas.AgentOut:
 
 
 @router.get("/agents/{agent_id}/config")
+@blocking
 def get_agent_config(agent_id: ResourceId, ctx: CtxDep) -> schemas.AgentConfigOut:
     """The agent's prompt, documents and tools: a content read, audited before it is opened."""
     with ctx.tx() as s:
@@ -57,6 +62,7 @@ def get_agent_config(agent_id: ResourceId, ctx: CtxDep) -> schemas.AgentConfigOu
 
 
 @router.patch("/agents/{agent_id}")
+@blocking
 def update_agent(agent_id: ResourceId, body: schemas.AgentPatch, ctx: CtxDep) -> schemas.AgentOut:
     with ctx.tx() as s:
         row = tenancy.get_agent(s, ctx.tenant_id, agent_id)

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query
 from callvault import tenancy
 from callvault.access import Action
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
 @router.get("/entries")
+@blocking
 def list_entries(
     ctx: CtxDep,
     start: Annotated[int, Query(ge=0)] = 0,

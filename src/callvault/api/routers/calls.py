@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from callvault import calls, tenancy
 from callvault.access import Action
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep, ResourceId
 from callvault.store.ids import ID_PATTERN
 
@@ -18,6 +19,7 @@ OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=40)]
 
 
 @router.get("/calls")
+@blocking
 def list_calls(
     ctx: CtxDep,
     deployment_id: OptionalId = None,
@@ -40,6 +42,7 @@ def list_calls(
 
 
 @router.post("/agents/{agent_id}/calls", status_code=status.HTTP_201_CREATED)
+@blocking
 def create_call(agent_id: ResourceId, body: schemas.CallCreate, ctx: CtxDep) -> schemas.CallOut:
     with ctx.tx() as s:
         agent = tenancy.get_agent(s, ctx.tenant_id, agent_id)
@@ -59,6 +62,7 @@ def create_call(agent_id: ResourceId, body: schemas.CallCreate, ctx: CtxDep) -> 
 
 
 @router.get("/calls/{call_id}")
+@blocking
 def get_call(call_id: ResourceId, ctx: CtxDep) -> schemas.CallOut:
     with ctx.tx() as s:
         row = calls.get_call(s, ctx.tenant_id, call_id)
@@ -67,6 +71,7 @@ def get_call(call_id: ResourceId, ctx: CtxDep) -> schemas.CallOut:
 
 
 @router.post("/calls/{call_id}/segments", status_code=status.HTTP_201_CREATED)
+@blocking
 def append_segments(
     call_id: ResourceId, body: schemas.SegmentsAppend, ctx: CtxDep
 ) -> schemas.AppendOut:
@@ -88,6 +93,7 @@ def append_segments(
 
 
 @router.post("/calls/{call_id}/events", status_code=status.HTTP_201_CREATED)
+@blocking
 def append_events(
     call_id: ResourceId, body: schemas.EventsAppend, ctx: CtxDep
 ) -> schemas.AppendOut:
@@ -99,6 +105,7 @@ def append_events(
 
 
 @router.post("/calls/{call_id}/end")
+@blocking
 def end_call(call_id: ResourceId, body: schemas.CallEnd, ctx: CtxDep) -> schemas.CallOut:
     with ctx.tx() as s:
         row = calls.get_call(s, ctx.tenant_id, call_id)
@@ -107,6 +114,7 @@ def end_call(call_id: ResourceId, body: schemas.CallEnd, ctx: CtxDep) -> schemas
 
 
 @router.get("/calls/{call_id}/transcript")
+@blocking
 def read_transcript(
     call_id: ResourceId,
     ctx: CtxDep,

@@ -7,12 +7,14 @@ from fastapi import APIRouter, status
 from callvault import tenancy
 from callvault.access import Action
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep, ResourceId
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 
 
 @router.get("")
+@blocking
 def list_deployments(ctx: CtxDep) -> list[schemas.DeploymentOut]:
     """The deployments the caller may see."""
     with ctx.tx() as s:
@@ -25,6 +27,7 @@ def list_deployments(ctx: CtxDep) -> list[schemas.DeploymentOut]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
+@blocking
 def create_deployment(body: tenancy.DeploymentSettings, ctx: CtxDep) -> schemas.DeploymentOut:
     with ctx.tx() as s:
         tenant = tenancy.get_tenant(s, ctx.tenant_id)
@@ -36,6 +39,7 @@ def create_deployment(body: tenancy.DeploymentSettings, ctx: CtxDep) -> schemas.
 
 
 @router.get("/{deployment_id}")
+@blocking
 def get_deployment(deployment_id: ResourceId, ctx: CtxDep) -> schemas.DeploymentOut:
     with ctx.tx() as s:
         row = tenancy.get_deployment(s, ctx.tenant_id, deployment_id)
@@ -44,6 +48,7 @@ def get_deployment(deployment_id: ResourceId, ctx: CtxDep) -> schemas.Deployment
 
 
 @router.patch("/{deployment_id}")
+@blocking
 def update_deployment(
     deployment_id: ResourceId, body: schemas.DeploymentPatch, ctx: CtxDep
 ) -> schemas.DeploymentOut:

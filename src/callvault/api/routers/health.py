@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from callvault.api.blocking import run_blocking
 from callvault.api.deps import runtime
 from callvault.api.problems import problem
 from callvault.runtime import Runtime
@@ -15,15 +16,15 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", response_model=None)
-def readyz(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+async def readyz(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     """Ready only when the database, the key provider and the audit log are usable."""
-    state = rt.readiness()
+    state = await run_blocking(rt, rt.readiness)
     checks: dict[str, Any] = dict(state.checks)
     if state.ready:
         return JSONResponse({"status": "ready", "checks": checks})

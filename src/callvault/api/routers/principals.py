@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from callvault import access, tenancy
 from callvault.access import Action, Role, ScopeKind
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import Ctx, CtxDep, ResourceId
 from callvault.audit import AuditEvent, Outcome
 from callvault.audit._entry import OCSF_ACCOUNT_CHANGE
@@ -56,6 +57,7 @@ def _tenant_resource(s: Session, ctx: Ctx) -> access.Resource:
 
 
 @router.get("/principals")
+@blocking
 def list_principals(ctx: CtxDep) -> list[schemas.PrincipalOut]:
     with ctx.tx() as s:
         ctx.enforce(Action.PRINCIPAL_READ, _tenant_resource(s, ctx))
@@ -63,6 +65,7 @@ def list_principals(ctx: CtxDep) -> list[schemas.PrincipalOut]:
 
 
 @router.post("/principals", status_code=status.HTTP_201_CREATED)
+@blocking
 def create_principal(body: schemas.PrincipalCreate, ctx: CtxDep) -> schemas.PrincipalOut:
     with ctx.tx() as s:
         ctx.enforce(Action.PRINCIPAL_MANAGE, _tenant_resource(s, ctx))
@@ -72,6 +75,7 @@ def create_principal(body: schemas.PrincipalCreate, ctx: CtxDep) -> schemas.Prin
 
 
 @router.get("/principals/{principal_id}")
+@blocking
 def get_principal(principal_id: ResourceId, ctx: CtxDep) -> schemas.PrincipalOut:
     with ctx.tx() as s:
         ctx.enforce(Action.PRINCIPAL_READ, _tenant_resource(s, ctx))
@@ -79,6 +83,7 @@ def get_principal(principal_id: ResourceId, ctx: CtxDep) -> schemas.PrincipalOut
 
 
 @router.post("/principals/{principal_id}/roles", status_code=status.HTTP_201_CREATED)
+@blocking
 def bind_role(
     principal_id: ResourceId, body: schemas.BindingCreate, ctx: CtxDep
 ) -> schemas.PrincipalOut:
@@ -120,6 +125,7 @@ def bind_role(
 
 
 @router.post("/principals/{principal_id}/keys", status_code=status.HTTP_201_CREATED)
+@blocking
 def issue_key(principal_id: ResourceId, body: schemas.KeyCreate, ctx: CtxDep) -> schemas.KeyOut:
     with ctx.tx() as s:
         ctx.enforce(Action.PRINCIPAL_MANAGE, _tenant_resource(s, ctx))
@@ -133,6 +139,7 @@ def issue_key(principal_id: ResourceId, body: schemas.KeyCreate, ctx: CtxDep) ->
 
 
 @router.delete("/keys/{key_id}")
+@blocking
 def revoke_key(key_id: ResourceId, ctx: CtxDep) -> schemas.KeyOut:
     with ctx.tx() as s:
         ctx.enforce(Action.PRINCIPAL_MANAGE, _tenant_resource(s, ctx))

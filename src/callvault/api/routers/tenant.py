@@ -7,12 +7,14 @@ from fastapi import APIRouter
 from callvault import tenancy
 from callvault.access import Action
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep
 
 router = APIRouter(prefix="/v1", tags=["tenant"])
 
 
 @router.get("/tenant")
+@blocking
 def get_tenant(ctx: CtxDep) -> schemas.TenantOut:
     with ctx.tx() as s:
         row = tenancy.get_tenant(s, ctx.tenant_id)
@@ -21,6 +23,7 @@ def get_tenant(ctx: CtxDep) -> schemas.TenantOut:
 
 
 @router.patch("/tenant")
+@blocking
 def update_tenant(body: schemas.TenantPatch, ctx: CtxDep) -> schemas.TenantOut:
     with ctx.tx() as s:
         row = tenancy.get_tenant(s, ctx.tenant_id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from callvault import tenancy
 from callvault.access import Action, Resource
 from callvault.api import resources, schemas
+from callvault.api.blocking import blocking
 from callvault.api.deps import Ctx, CtxDep, ResourceId, VersionId
 from callvault.store.ids import VERSION_ID_PATTERN
 
@@ -85,10 +86,12 @@ def _routes(
     if with_id:
 
         @router.get(f"{path}/versions", tags=tag, name=f"list_{kind}_versions")
+        @blocking
         def _list(id: ResourceId, ctx: CtxDep) -> list[schemas.VersionOut]:  # noqa: A002 - path name
             return list_versions(ctx, id)
 
         @router.get(f"{path}/versions/diff", tags=tag, name=f"diff_{kind}_versions")
+        @blocking
         def _diff(
             id: ResourceId,  # noqa: A002 - path name
             ctx: CtxDep,
@@ -98,6 +101,7 @@ def _routes(
             return diff(ctx, id, from_, to)
 
         @router.get(f"{path}/versions/{{version_id}}", tags=tag, name=f"show_{kind}_version")
+        @blocking
         def _show(id: ResourceId, version_id: VersionId, ctx: CtxDep) -> schemas.VersionContentOut:  # noqa: A002
             return show(ctx, id, version_id)
 
@@ -107,16 +111,19 @@ def _routes(
             name=f"revert_{kind}",
             status_code=status.HTTP_201_CREATED,
         )
+        @blocking
         def _revert(id: ResourceId, version_id: VersionId, ctx: CtxDep) -> schemas.VersionOut:  # noqa: A002
             return revert(ctx, id, version_id)
 
     else:
 
         @router.get(f"{path}/versions", tags=tag, name=f"list_{kind}_versions")
+        @blocking
         def _list_t(ctx: CtxDep) -> list[schemas.VersionOut]:
             return list_versions(ctx, None)
 
         @router.get(f"{path}/versions/diff", tags=tag, name=f"diff_{kind}_versions")
+        @blocking
         def _diff_t(
             ctx: CtxDep,
             from_: Annotated[str, Query(alias="from", pattern=VERSION_ID_PATTERN)],
@@ -125,6 +132,7 @@ def _routes(
             return diff(ctx, None, from_, to)
 
         @router.get(f"{path}/versions/{{version_id}}", tags=tag, name=f"show_{kind}_version")
+        @blocking
         def _show_t(version_id: VersionId, ctx: CtxDep) -> schemas.VersionContentOut:
             return show(ctx, None, version_id)
 
@@ -134,6 +142,7 @@ def _routes(
             name=f"revert_{kind}",
             status_code=status.HTTP_201_CREATED,
         )
+        @blocking
         def _revert_t(version_id: VersionId, ctx: CtxDep) -> schemas.VersionOut:
             return revert(ctx, None, version_id)
 
