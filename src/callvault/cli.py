@@ -148,6 +148,9 @@ def serve(
         access_log=False,
         log_config=None,
         server_header=False,
+        # Never trust X-Forwarded-* from whoever connects; a deployment behind a
+        # proxy terminates TLS 1.3 there and configures this explicitly.
+        proxy_headers=False,
         date_header=True,
         timeout_graceful_shutdown=10,
     )

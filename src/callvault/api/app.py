@@ -48,6 +48,17 @@ def create_fastapi(rt: Runtime) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry would record exception messages and
+        # request details to whatever provider the environment configures:
+        # off, entirely (nothing about a request leaves except our own logs).
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
+        max_body_size=rt.settings.max_body_bytes,
     )
     app.state.runtime = rt
     problems.install(app)

@@ -7,7 +7,7 @@ tenant's transaction, pass the gate for a resource, and know who acts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -46,10 +46,14 @@ async def runtime(request: Request) -> Runtime:
 class Ctx:
     """What a router needs: the principal, a tenant transaction and the gate."""
 
-    def __init__(self, rt: Runtime, principal: Principal, request_id: str | None) -> None:
+    def __init__(
+        self, rt: Runtime, principal: Principal, request_id: str | None, session: Session
+    ) -> None:
         self.rt = rt
         self.principal = principal
         self.request_id = request_id
+        # The transaction the key was authenticated in; the route continues it.
+        self._session: Session | None = session
 
     @property
     def tenant_id(self) -> str:
@@ -61,8 +65,18 @@ class Ctx:
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
-        with self.rt.db.tenant_tx(self.tenant_id) as session:
+        """The request's tenant transaction (once): committed if the block succeeds."""
+        session, self._session = self._session, None
+        if session is None:
+            raise RuntimeError("the request's transaction was already used")
+        with self.rt.db.finish(session):
             yield session
+
+    def close(self) -> None:
+        """Roll back and release the transaction if the route never used it."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
     def enforce(self, action: Action, resource: Resource) -> Grant:
         return self.rt.gate.enforce(self.principal, action, resource, request_id=self.request_id)
@@ -81,18 +95,28 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def context(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Ctx:
-    """Authenticate the bearer API key. Failures with a known tenant are audited."""
+async def context(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> AsyncIterator[Ctx]:
+    """Authenticate the bearer API key in the request's tenant transaction.
+
+    Failures with a known tenant are audited. The transaction stays open for
+    the route (one transaction per request) and is released when the route
+    returns, before the response is sent.
+    """
     request_id = request.scope.get("state", {}).get("request_id")
     parts = parse_token(_bearer(request))
-    return await run_blocking(rt, lambda: _authenticate(rt, parts, request_id))
+    ctx = await run_blocking(rt, lambda: _authenticate(rt, parts, request_id))
+    try:
+        yield ctx
+    finally:
+        await run_blocking(rt, ctx.close)
 
 
 def _authenticate(rt: Runtime, parts: TokenParts, request_id: str | None) -> Ctx:
+    session = rt.db.begin_tenant(parts.tenant_id)
     try:
-        with rt.db.tenant_tx(parts.tenant_id) as session:
-            principal = authenticate(session, parts)
+        principal = authenticate(session, parts)
     except AuthenticationError:
+        session.close()
         with rt.db.tenant_tx(parts.tenant_id) as session:
             known = session.get(Tenant, parts.tenant_id) is not None
         if known:
@@ -109,7 +133,12 @@ def _authenticate(rt: Runtime, parts: TokenParts, request_id: str | None) -> Ctx
                 ),
             )
         raise
-    return Ctx(rt, principal, request_id)
+    except BaseException:
+        session.close()
+        raise
+    return Ctx(rt, principal, request_id, session)
 
 
-CtxDep = Annotated[Ctx, Depends(context)]
+# scope="function": the transaction is finished when the route returns, before
+# the response is sent (a write is committed before the client hears of it).
+CtxDep = Annotated[Ctx, Depends(context, scope="function")]

@@ -24,6 +24,7 @@ from callvault.config import Settings
 from callvault.errors import ConfigError, UnavailableError
 
 TENANT_SETTING = "callvault.tenant_id"
+_SET_TENANT = text("SELECT set_config(:name, :tenant, true)")
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
@@ -72,15 +73,32 @@ class Database:
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
+    def begin_tenant(self, tenant_id: str) -> Session:
+        """Begin a transaction confined to ``tenant_id``; the caller MUST finish it
+        (``finish``) or close it (roll back)."""
+        session = self._sessions()
+        session.begin()
+        if not self.is_sqlite:
+            session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
+        return session
+
+    @staticmethod
+    @contextmanager
+    def finish(session: Session) -> Iterator[Session]:
+        """Commit ``session`` if the block succeeds, roll back if it raises; close it either way."""
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
     @contextmanager
     def tenant_tx(self, tenant_id: str) -> Iterator[Session]:
         """A transaction confined to ``tenant_id``: commits on success, rolls back on error."""
-        with self._sessions() as session, session.begin():
-            if not self.is_sqlite:
-                session.execute(
-                    text("SELECT set_config(:name, :tenant, true)"),
-                    {"name": TENANT_SETTING, "tenant": tenant_id},
-                )
+        with self.finish(self.begin_tenant(tenant_id)) as session:
             yield session
 
     @contextmanager

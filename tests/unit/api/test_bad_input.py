@@ -11,6 +11,7 @@ gained or lost a row.
 
 from __future__ import annotations
 
+import os
 import asyncio
 import json
 from collections.abc import Callable, Iterator
@@ -771,7 +772,7 @@ def test_random_json_never_breaks_a_route(env: Env, route: Route) -> None:
     url = route.path(ids)
 
     @settings(
-        max_examples=30,
+        max_examples=int(os.environ.get("CV_FUZZ_EXAMPLES", "30")),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
