@@ -58,7 +58,9 @@ def create_fastapi(rt: Runtime) -> FastAPI:
             "operation_spans": False,
             "auto_configure": False,
         },
-        max_body_size=rt.settings.max_body_bytes,
+        # The body limit is enforced once, outermost, by Guard (with its
+        # problem+json reply); FastAPI's own limiter would wrap every level again.
+        max_body_size=None,
     )
     app.state.runtime = rt
     problems.install(app)

@@ -11,9 +11,9 @@ gained or lost a row.
 
 from __future__ import annotations
 
-import os
 import asyncio
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
