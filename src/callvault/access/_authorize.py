@@ -13,6 +13,8 @@ What Cedar sees:
 The parsed entity set for a principal is cached, keyed by the principal's
 id, tenant, active flag and its (immutable, hash-caching) set of bindings: a
 changed binding is a different key, so the cache cannot serve stale grants.
+Decisions are memoised on a key that holds all of Cedar's input but the
+fixed policy set (see :meth:`Authorizer.authorize`).
 This module never decides on its own; it only shapes Cedar's input.
 """
 
@@ -33,6 +35,7 @@ from callvault.errors import ConfigError
 
 _PRINCIPAL_CACHE_SIZE = 4096
 _CONTEXT_CACHE_SIZE = 65536
+_DECISION_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ def _principal_entity(principal: Principal) -> dict[str, Any]:
 
 
 _CacheKey = tuple[str, str, bool, frozenset[Binding]]
+_DecisionKey = tuple[str, str, bool, frozenset[Binding], Action, ResourceKind, str, tuple[str, ...]]
 _ENTITY_TYPE = {kind: kind.value.capitalize() for kind in ResourceKind}
 
 
@@ -136,6 +140,7 @@ class Authorizer:
         self._actions_json = json.dumps(_action_entities())
         self._cache: dict[_CacheKey, cedarpy.Entities] = {}
         self._contexts: dict[tuple[str, ...], str] = {}
+        self._decisions: dict[_DecisionKey, Decision] = {}
         self._lock = threading.Lock()
 
     def _entities(self, principal: Principal) -> cedarpy.Entities:
@@ -174,7 +179,37 @@ class Authorizer:
         return text
 
     def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
-        """Decide ``action`` by ``principal`` on ``resource``."""
+        """Decide ``action`` by ``principal`` on ``resource``.
+
+        Decisions are memoised. The key holds everything Cedar is given (the
+        principal's id, tenant, active flag and bindings; the action; the
+        resource's type, id and containment chain), and the policy set and
+        action hierarchy are fixed for the process, so a memoised decision is
+        the decision Cedar would make again.
+        """
+        key: _DecisionKey = (
+            principal.id,
+            principal.tenant_id,
+            principal.active,
+            principal.bindings,
+            action,
+            resource.kind,
+            resource.id,
+            resource.scopes,
+        )
+        hit = self._decisions.get(key)
+        if hit is not None:
+            return hit
+        decision = self.evaluate(principal, action, resource)
+        with self._lock:
+            if len(self._decisions) >= _DECISION_CACHE_SIZE:
+                for stale in list(self._decisions)[: _DECISION_CACHE_SIZE // 8]:
+                    del self._decisions[stale]
+            self._decisions[key] = decision
+        return decision
+
+    def evaluate(self, principal: Principal, action: Action, resource: Resource) -> Decision:
+        """Ask Cedar, bypassing the decision memo (benchmarks and diagnostics)."""
         context = self._context(resource)
         request = {
             "principal": {"type": "Principal", "id": principal.id},

@@ -95,13 +95,14 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def context(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> AsyncIterator[Ctx]:
+async def context(request: Request) -> AsyncIterator[Ctx]:
     """Authenticate the bearer API key in the request's tenant transaction.
 
     Failures with a known tenant are audited. The transaction stays open for
     the route (one transaction per request) and is released when the route
     returns, before the response is sent.
     """
+    rt: Runtime = request.app.state.runtime
     request_id = request.scope.get("state", {}).get("request_id")
     parts = parse_token(_bearer(request))
     ctx = await run_blocking(rt, lambda: _authenticate(rt, parts, request_id))

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from callvault.access import Resource
 from callvault.api import schemas
-from callvault.store.models import Agent, Call, Deployment, Tenant
+from callvault.store.rows import AgentFields, CallFields, DeploymentFields, TenantFields
 from callvault.tenancy import VersionInfo
 
 
-def of_tenant(row: Tenant) -> Resource:
+def of_tenant(row: TenantFields) -> Resource:
     return Resource.tenant(row.id)
 
 
-def of_deployment(row: Deployment) -> Resource:
+def of_deployment(row: DeploymentFields) -> Resource:
     return Resource.deployment(row.tenant_id, row.id)
 
 
-def of_agent(row: Agent) -> Resource:
+def of_agent(row: AgentFields) -> Resource:
     return Resource.agent(row.tenant_id, row.deployment_id, row.id)
 
 
-def of_call(row: Call) -> Resource:
+def of_call(row: CallFields) -> Resource:
     return Resource.call(row.tenant_id, row.deployment_id, row.agent_id, row.id)
 
 
-def tenant_out(row: Tenant) -> schemas.TenantOut:
+def tenant_out(row: TenantFields) -> schemas.TenantOut:
     return schemas.TenantOut(
         id=row.id,
         name=row.name,
@@ -33,7 +33,7 @@ def tenant_out(row: Tenant) -> schemas.TenantOut:
     )
 
 
-def deployment_out(row: Deployment) -> schemas.DeploymentOut:
+def deployment_out(row: DeploymentFields) -> schemas.DeploymentOut:
     return schemas.DeploymentOut(
         id=row.id,
         name=row.name,
@@ -48,7 +48,7 @@ def deployment_out(row: Deployment) -> schemas.DeploymentOut:
     )
 
 
-def agent_out(row: Agent) -> schemas.AgentOut:
+def agent_out(row: AgentFields) -> schemas.AgentOut:
     return schemas.AgentOut(
         id=row.id,
         deployment_id=row.deployment_id,
@@ -58,7 +58,7 @@ def agent_out(row: Agent) -> schemas.AgentOut:
     )
 
 
-def call_out(row: Call) -> schemas.CallOut:
+def call_out(row: CallFields) -> schemas.CallOut:
     return schemas.CallOut(
         id=row.id,
         deployment_id=row.deployment_id,

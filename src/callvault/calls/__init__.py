@@ -16,6 +16,7 @@ from callvault.calls._store import (
     end_call,
     get_call,
     list_calls,
+    read_call,
     read_transcript,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "end_call",
     "get_call",
     "list_calls",
+    "read_call",
     "read_transcript",
 ]

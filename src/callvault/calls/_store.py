@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 from sqlalchemy import bindparam, select
@@ -24,6 +24,7 @@ from callvault.errors import ConflictError, NotFoundError
 from callvault.redact import mask_numbers
 from callvault.store import new_id
 from callvault.store.models import Agent, Call, CallEvent, TranscriptSegment, utcnow
+from callvault.store.rows import CallFields
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,18 @@ def _ctx(call: Call, purpose: str, object_id: str) -> SealContext:
 
 
 _GET_CALL = select(Call).where(Call.tenant_id == bindparam("t"), Call.id == bindparam("i"))
+
+
+_C = Call.__table__
+_READ_CALL = select(_C).where(_C.c.tenant_id == bindparam("t"), _C.c.id == bindparam("i"))
+
+
+def read_call(session: Session, tenant_id: str, call_id: str) -> CallFields:
+    """A call's metadata as a read-only row (no ORM object)."""
+    row = session.connection().execute(_READ_CALL, {"t": tenant_id, "i": call_id}).one_or_none()
+    if row is None:
+        raise NotFoundError("call not found", field="call_id")
+    return cast("CallFields", row)
 
 
 def get_call(session: Session, tenant_id: str, call_id: str) -> Call:

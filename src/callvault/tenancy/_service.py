@@ -11,7 +11,7 @@ Callers MUST have passed the access gate for the subject before calling.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
@@ -24,6 +24,7 @@ from callvault.crypto import Sealer
 from callvault.errors import ConflictError, InvalidInputError, NotFoundError
 from callvault.store import new_id
 from callvault.store.models import Agent, Deployment, Tenant, utcnow
+from callvault.store.rows import AgentFields, DeploymentFields, TenantFields
 from callvault.tenancy import _versions as versions
 from callvault.tenancy._settings import AgentSettings, DeploymentSettings, TenantSettings
 
@@ -141,6 +142,37 @@ _GET_DEPLOYMENT = select(Deployment).where(
     Deployment.tenant_id == bindparam("t"), Deployment.id == bindparam("i")
 )
 _GET_AGENT = select(Agent).where(Agent.tenant_id == bindparam("t"), Agent.id == bindparam("i"))
+
+
+_T, _D, _A = Tenant.__table__, Deployment.__table__, Agent.__table__
+_READ_TENANT = select(_T).where(_T.c.id == bindparam("t"))
+_READ_DEPLOYMENT = select(_D).where(_D.c.tenant_id == bindparam("t"), _D.c.id == bindparam("i"))
+_READ_AGENT = select(_A).where(_A.c.tenant_id == bindparam("t"), _A.c.id == bindparam("i"))
+
+
+def read_tenant(session: Session, tenant_id: str) -> TenantFields:
+    """The tenant's metadata as a read-only row (no ORM object)."""
+    row = session.connection().execute(_READ_TENANT, {"t": tenant_id}).one_or_none()
+    if row is None:
+        raise NotFoundError("tenant not found", field="tenant_id")
+    return cast("TenantFields", row)
+
+
+def read_deployment(session: Session, tenant_id: str, deployment_id: str) -> DeploymentFields:
+    """A deployment's metadata as a read-only row (no ORM object)."""
+    params = {"t": tenant_id, "i": deployment_id}
+    row = session.connection().execute(_READ_DEPLOYMENT, params).one_or_none()
+    if row is None:
+        raise NotFoundError("deployment not found", field="deployment_id")
+    return cast("DeploymentFields", row)
+
+
+def read_agent(session: Session, tenant_id: str, agent_id: str) -> AgentFields:
+    """An agent's metadata as a read-only row (no ORM object)."""
+    row = session.connection().execute(_READ_AGENT, {"t": tenant_id, "i": agent_id}).one_or_none()
+    if row is None:
+        raise NotFoundError("agent not found", field="agent_id")
+    return cast("AgentFields", row)
 
 
 def get_tenant(session: Session, tenant_id: str) -> Tenant:

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["agents"])
 @blocking
 def list_agents(deployment_id: ResourceId, ctx: CtxDep) -> list[schemas.AgentOut]:
     with ctx.tx() as s:
-        dep = tenancy.get_deployment(s, ctx.tenant_id, deployment_id)
+        dep = tenancy.read_deployment(s, ctx.tenant_id, deployment_id)
         ctx.enforce(Action.DEPLOYMENT_READ, resources.of_deployment(dep))
         rows = tenancy.list_agents(s, ctx.tenant_id, dep.id)
         return [
@@ -43,7 +43,7 @@ def create_agent(
 @blocking
 def get_agent(agent_id: ResourceId, ctx: CtxDep) -> schemas.AgentOut:
     with ctx.tx() as s:
-        row = tenancy.get_agent(s, ctx.tenant_id, agent_id)
+        row = tenancy.read_agent(s, ctx.tenant_id, agent_id)
         ctx.enforce(Action.AGENT_READ, resources.of_agent(row))
         return resources.agent_out(row)
 

@@ -24,7 +24,7 @@ def list_entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.AuditEntriesOut:
     with ctx.tx() as s:
-        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.get_tenant(s, ctx.tenant_id)))
+        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
         rows = ctx.rt.audit.read(s, ctx.tenant_id, start=start, limit=limit)
         return schemas.AuditEntriesOut(
             entries=[schemas.AuditEntryOut(index=i, entry=json.loads(e)) for i, e in rows]

@@ -29,11 +29,13 @@ def list_calls(
     """Calls of one agent, one deployment, or the tenant (needs call:list on that scope)."""
     with ctx.tx() as s:
         if agent_id is not None:
-            scope = resources.of_agent(tenancy.get_agent(s, ctx.tenant_id, agent_id))
+            scope = resources.of_agent(tenancy.read_agent(s, ctx.tenant_id, agent_id))
         elif deployment_id is not None:
-            scope = resources.of_deployment(tenancy.get_deployment(s, ctx.tenant_id, deployment_id))
+            scope = resources.of_deployment(
+                tenancy.read_deployment(s, ctx.tenant_id, deployment_id)
+            )
         else:
-            scope = resources.of_tenant(tenancy.get_tenant(s, ctx.tenant_id))
+            scope = resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id))
         ctx.enforce(Action.CALL_LIST, scope)
         rows = calls.list_calls(
             s, ctx.tenant_id, deployment_id=deployment_id, agent_id=agent_id, limit=limit
@@ -65,7 +67,7 @@ def create_call(agent_id: ResourceId, body: schemas.CallCreate, ctx: CtxDep) -> 
 @blocking
 def get_call(call_id: ResourceId, ctx: CtxDep) -> schemas.CallOut:
     with ctx.tx() as s:
-        row = calls.get_call(s, ctx.tenant_id, call_id)
+        row = calls.read_call(s, ctx.tenant_id, call_id)
         ctx.enforce(Action.CALL_READ, resources.of_call(row))
         return resources.call_out(row)
 

@@ -30,7 +30,7 @@ def list_deployments(ctx: CtxDep) -> list[schemas.DeploymentOut]:
 @blocking
 def create_deployment(body: tenancy.DeploymentSettings, ctx: CtxDep) -> schemas.DeploymentOut:
     with ctx.tx() as s:
-        tenant = tenancy.get_tenant(s, ctx.tenant_id)
+        tenant = tenancy.read_tenant(s, ctx.tenant_id)
         ctx.enforce(Action.DEPLOYMENT_CREATE, resources.of_tenant(tenant))
         row = tenancy.create_deployment(
             s, ctx.rt.sealer, ctx.rt.audit, ctx.tenant_id, body, ctx.change
@@ -42,7 +42,7 @@ def create_deployment(body: tenancy.DeploymentSettings, ctx: CtxDep) -> schemas.
 @blocking
 def get_deployment(deployment_id: ResourceId, ctx: CtxDep) -> schemas.DeploymentOut:
     with ctx.tx() as s:
-        row = tenancy.get_deployment(s, ctx.tenant_id, deployment_id)
+        row = tenancy.read_deployment(s, ctx.tenant_id, deployment_id)
         ctx.enforce(Action.DEPLOYMENT_READ, resources.of_deployment(row))
         return resources.deployment_out(row)
 

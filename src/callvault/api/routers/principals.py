@@ -53,7 +53,7 @@ def _audit(s: Session, ctx: Ctx, action: str, kind: str, id_: str, **detail: str
 
 
 def _tenant_resource(s: Session, ctx: Ctx) -> access.Resource:
-    return resources.of_tenant(tenancy.get_tenant(s, ctx.tenant_id))
+    return resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id))
 
 
 @router.get("/principals")

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["tenant"])
 @blocking
 def get_tenant(ctx: CtxDep) -> schemas.TenantOut:
     with ctx.tx() as s:
-        row = tenancy.get_tenant(s, ctx.tenant_id)
+        row = tenancy.read_tenant(s, ctx.tenant_id)
         ctx.enforce(Action.TENANT_READ, resources.of_tenant(row))
         return resources.tenant_out(row)
 
