@@ -346,6 +346,7 @@ def measure(
     if args.warmup > 0:
         drive(args.warmup)
     load_before = os.getloadavg()[0]
+    calibration = calibration_us()
     cpu0, gen0, wall0 = server.cpu_seconds(), children_cpu_seconds(), time.monotonic()
     result = drive(args.seconds)
     wall = time.monotonic() - wall0
@@ -358,7 +359,23 @@ def measure(
         # wrk is a child of this process; the Python generator's workers are too.
         "generator_cpu_percent": round(100 * generator_cpu / wall, 1),
         "loadavg_1m_before": round(load_before, 2),
+        "calibration_us": calibration,
     }
+
+
+def calibration_us() -> float:
+    """Median time of a fixed pure-Python loop (~5 us on an unloaded modern core).
+
+    This VM's speed drifts by up to 2x from minute to minute; the figure lets a
+    reader compare runs taken at different times.
+    """
+    samples = []
+    for _ in range(2000):
+        t0 = time.perf_counter_ns()
+        sum(range(1000))
+        samples.append(time.perf_counter_ns() - t0)
+    samples.sort()
+    return round(samples[len(samples) // 2] / 1000, 2)
 
 
 def main() -> None:
@@ -406,6 +423,7 @@ def main() -> None:
                 "server_refuses_tls12": refuses_tls12,
                 "cpus": os.cpu_count(),
                 "loadavg_1m_before": m["loadavg_1m_before"],
+                "calibration_us": m["calibration_us"],
                 "target_requests_per_second": 1000,
             }
         )

@@ -36,12 +36,16 @@ async def run_blocking(rt: Runtime, fn: Callable[[], R]) -> R:
 def blocking(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """Decorate a route body that takes ``ctx`` (a :class:`~callvault.api.deps.Ctx`).
 
-    FastAPI reads the parameters and annotations of the wrapped function.
+    The body runs only after the request's API key has been authenticated
+    (:meth:`~callvault.api.deps.Ctx.run`). FastAPI reads the parameters and
+    annotations of the wrapped function.
     """
 
     @functools.wraps(fn)
     async def route(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = kwargs["ctx"]
-        return await run_blocking(ctx.rt, functools.partial(fn, *args, **kwargs))  # type: ignore[attr-defined]
+        # Ctx.run authenticates the key first, in the transaction the body continues.
+        call = functools.partial(ctx.run, fn, args, kwargs)  # type: ignore[attr-defined]
+        return await run_blocking(ctx.rt, call)  # type: ignore[attr-defined]
 
     return route

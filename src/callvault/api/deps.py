@@ -7,9 +7,9 @@ tenant's transaction, pass the gate for a resource, and know who acts.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
@@ -23,7 +23,6 @@ from callvault.access import (
     authenticate,
     parse_token,
 )
-from callvault.api.blocking import run_blocking
 from callvault.audit import AuditEvent, Outcome
 from callvault.audit._entry import OCSF_AUTHENTICATION
 from callvault.errors import AuthenticationError
@@ -33,6 +32,7 @@ from callvault.store.models import Tenant
 from callvault.tenancy import Change
 
 log = logging.getLogger("callvault.api")
+R = TypeVar("R")
 
 ResourceId = Annotated[str, Path(pattern=ID_PATTERN, max_length=40)]
 VersionId = Annotated[str, Path(pattern=VERSION_ID_PATTERN)]
@@ -44,16 +44,26 @@ async def runtime(request: Request) -> Runtime:
 
 
 class Ctx:
-    """What a router needs: the principal, a tenant transaction and the gate."""
+    """What a router needs: the principal, the request's tenant transaction and the gate.
 
-    def __init__(
-        self, rt: Runtime, principal: Principal, request_id: str | None, session: Session
-    ) -> None:
+    A ``Ctx`` is created from the bearer token (parsed, not yet checked) and
+    opened by :meth:`run`, which authenticates the key in the tenant
+    transaction that the route body then continues (one transaction per
+    request) and releases it when the body returns.
+    """
+
+    def __init__(self, rt: Runtime, parts: TokenParts, request_id: str | None) -> None:
         self.rt = rt
-        self.principal = principal
         self.request_id = request_id
-        # The transaction the key was authenticated in; the route continues it.
-        self._session: Session | None = session
+        self._parts = parts
+        self._principal: Principal | None = None
+        self._session: Session | None = None
+
+    @property
+    def principal(self) -> Principal:
+        if self._principal is None:
+            raise RuntimeError("request context used before authentication")
+        return self._principal
 
     @property
     def tenant_id(self) -> str:
@@ -62,6 +72,14 @@ class Ctx:
     @property
     def change(self) -> Change:
         return Change(actor_id=self.principal.id, request_id=self.request_id)
+
+    def run(self, body: Callable[..., R], args: Any, kwargs: Any) -> R:
+        """Authenticate, run the route ``body``, release the transaction."""
+        self._authenticate()
+        try:
+            return body(*args, **kwargs)
+        finally:
+            self.close()
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -84,6 +102,35 @@ class Ctx:
     def allows(self, action: Action, resource: Resource) -> bool:
         return self.rt.gate.allows(self.principal, action, resource)
 
+    def _authenticate(self) -> None:
+        """Check the key in a new tenant transaction; audit a failure naming a real tenant."""
+        rt, parts = self.rt, self._parts
+        session = rt.db.begin_tenant(parts.tenant_id)
+        try:
+            self._principal = authenticate(session, parts)
+        except AuthenticationError:
+            session.close()
+            with rt.db.tenant_tx(parts.tenant_id) as probe:
+                known = probe.get(Tenant, parts.tenant_id) is not None
+            if known:
+                rt.audit.append(
+                    parts.tenant_id,
+                    AuditEvent(
+                        action="authn.api_key",
+                        outcome=Outcome.FAILURE,
+                        actor="anonymous",
+                        resource_kind="api_key",
+                        resource_id=parts.key_id,
+                        request_id=self.request_id,
+                        ocsf_class=OCSF_AUTHENTICATION,
+                    ),
+                )
+            raise
+        except BaseException:
+            session.close()
+            raise
+        self._session = session
+
 
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization")
@@ -95,51 +142,18 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def context(request: Request) -> AsyncIterator[Ctx]:
-    """Authenticate the bearer API key in the request's tenant transaction.
+async def context(request: Request) -> Ctx:
+    """Parse the bearer token; the key itself is checked when the route body runs.
 
-    Failures with a known tenant are audited. The transaction stays open for
-    the route (one transaction per request) and is released when the route
-    returns, before the response is sent.
+    A missing or malformed token is refused here (401). A well-formed one is
+    checked against the database inside the route's own transaction (see
+    :meth:`Ctx.run`), so a request costs one transaction, and a route body
+    never runs unauthenticated: :func:`~callvault.api.blocking.blocking`
+    calls it only through :meth:`Ctx.run`.
     """
     rt: Runtime = request.app.state.runtime
     request_id = request.scope.get("state", {}).get("request_id")
-    parts = parse_token(_bearer(request))
-    ctx = await run_blocking(rt, lambda: _authenticate(rt, parts, request_id))
-    try:
-        yield ctx
-    finally:
-        await run_blocking(rt, ctx.close)
+    return Ctx(rt, parse_token(_bearer(request)), request_id)
 
 
-def _authenticate(rt: Runtime, parts: TokenParts, request_id: str | None) -> Ctx:
-    session = rt.db.begin_tenant(parts.tenant_id)
-    try:
-        principal = authenticate(session, parts)
-    except AuthenticationError:
-        session.close()
-        with rt.db.tenant_tx(parts.tenant_id) as session:
-            known = session.get(Tenant, parts.tenant_id) is not None
-        if known:
-            rt.audit.append(
-                parts.tenant_id,
-                AuditEvent(
-                    action="authn.api_key",
-                    outcome=Outcome.FAILURE,
-                    actor="anonymous",
-                    resource_kind="api_key",
-                    resource_id=parts.key_id,
-                    request_id=request_id,
-                    ocsf_class=OCSF_AUTHENTICATION,
-                ),
-            )
-        raise
-    except BaseException:
-        session.close()
-        raise
-    return Ctx(rt, principal, request_id, session)
-
-
-# scope="function": the transaction is finished when the route returns, before
-# the response is sent (a write is committed before the client hears of it).
-CtxDep = Annotated[Ctx, Depends(context, scope="function")]
+CtxDep = Annotated[Ctx, Depends(context)]
