@@ -64,7 +64,8 @@ def create_fastapi(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     problems.install(app)
-    for module in (health, tenant, deployments, agents, versions, principals, calls, audit):
+    # Routes are matched in order: the busiest routers first.
+    for module in (deployments, calls, agents, tenant, versions, principals, audit, health):
         app.include_router(module.router)
     return app
 
