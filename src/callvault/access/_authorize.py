@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import cedarpy
 
@@ -121,6 +122,32 @@ _DecisionKey = tuple[str, str, bool, frozenset[Binding], Action, ResourceKind, s
 _ENTITY_TYPE = {kind: kind.value.capitalize() for kind in ResourceKind}
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Memo(Generic[K, V]):
+    """A bounded memo: reads are a plain dict lookup (atomic under the GIL);
+    writers take a lock and, when full, drop the oldest eighth (dicts keep
+    insertion order)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        return self._items.get(key)
+
+    def put(self, key: K, value: V) -> V:
+        with self._lock:
+            if len(self._items) >= self._size:
+                for stale in list(self._items)[: max(1, self._size // 8)]:
+                    del self._items[stale]
+            self._items[key] = value
+        return value
+
+
 class Authorizer:
     """Holds the parsed policy set and action hierarchy, and the principal cache."""
 
@@ -138,27 +165,20 @@ class Authorizer:
         # (2) Parse once; reuse for every decision.
         self._policies = cedarpy.PolicySet.from_str(policy_text)
         self._actions_json = json.dumps(_action_entities())
-        self._cache: dict[_CacheKey, cedarpy.Entities] = {}
-        self._contexts: dict[tuple[str, ...], str] = {}
-        self._decisions: dict[_DecisionKey, Decision] = {}
-        self._lock = threading.Lock()
+        self._cache: _Memo[_CacheKey, cedarpy.Entities] = _Memo(_PRINCIPAL_CACHE_SIZE)
+        self._contexts: _Memo[tuple[str, ...], str] = _Memo(_CONTEXT_CACHE_SIZE)
+        self._decisions: _Memo[_DecisionKey, Decision] = _Memo(_DECISION_CACHE_SIZE)
 
     def _entities(self, principal: Principal) -> cedarpy.Entities:
         key: _CacheKey = (principal.id, principal.tenant_id, principal.active, principal.bindings)
-        hit = self._cache.get(key)  # a dict read is atomic; only writers take the lock
+        hit = self._cache.get(key)
         if hit is not None:
             return hit
         actions = json.loads(self._actions_json)
         parsed = cedarpy.Entities.from_json_str(
             json.dumps([*actions, _principal_entity(principal)])
         )
-        with self._lock:
-            if len(self._cache) >= _PRINCIPAL_CACHE_SIZE:
-                # Evict the oldest insertions (dicts keep insertion order).
-                for stale in list(self._cache)[: _PRINCIPAL_CACHE_SIZE // 8]:
-                    del self._cache[stale]
-            self._cache[key] = parsed
-        return parsed
+        return self._cache.put(key, parsed)
 
     def _context(self, resource: Resource) -> str:
         """The request context as JSON, memoised per containment chain.
@@ -172,11 +192,7 @@ class Authorizer:
         if hit is not None:
             return hit
         text = json.dumps({"tenant": resource.tenant_id, "scopes": list(scopes)})
-        with self._lock:
-            if len(self._contexts) >= _CONTEXT_CACHE_SIZE:
-                self._contexts.clear()
-            self._contexts[scopes] = text
-        return text
+        return self._contexts.put(scopes, text)
 
     def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         """Decide ``action`` by ``principal`` on ``resource``.
@@ -200,13 +216,7 @@ class Authorizer:
         hit = self._decisions.get(key)
         if hit is not None:
             return hit
-        decision = self.evaluate(principal, action, resource)
-        with self._lock:
-            if len(self._decisions) >= _DECISION_CACHE_SIZE:
-                for stale in list(self._decisions)[: _DECISION_CACHE_SIZE // 8]:
-                    del self._decisions[stale]
-            self._decisions[key] = decision
-        return decision
+        return self._decisions.put(key, self.evaluate(principal, action, resource))
 
     def evaluate(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         """Ask Cedar, bypassing the decision memo (benchmarks and diagnostics)."""

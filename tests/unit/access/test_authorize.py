@@ -123,3 +123,25 @@ def test_schema_lists_every_action_under_the_roles_that_grant_it() -> None:
     actions = policy_schema()[""]["actions"]
     parents = {g["id"] for g in actions[Action.TRANSCRIPT_READ.value]["memberOf"]}
     assert parents == {"role:compliance_officer"}
+
+
+def test_memo_stays_bounded_and_drops_the_oldest_entries() -> None:
+    from callvault.access._authorize import _Memo
+
+    memo: _Memo[int, str] = _Memo(8)
+    for i in range(9):
+        memo.put(i, str(i))
+    assert memo.get(0) is None
+    assert memo.get(8) == "8"
+    assert sum(memo.get(i) is not None for i in range(9)) <= 8
+
+
+def test_memoised_decision_equals_a_fresh_cedar_evaluation() -> None:
+    from callvault.access import default_authorizer
+
+    az = default_authorizer()
+    qa = who((Role.QA_REVIEWER, ScopeKind.DEPLOYMENT, D0))
+    for action in Action:
+        for res in (call(), call(D1, A1, CALL1), Resource.deployment(T, D0), Resource.tenant(T)):
+            first = az.authorize(qa, action, res)
+            assert az.authorize(qa, action, res) == first == az.evaluate(qa, action, res)
