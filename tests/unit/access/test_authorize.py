@@ -13,8 +13,9 @@ from callvault.access import (
     Role,
     ScopeKind,
     authorize,
+    default_authorizer,
 )
-from callvault.access._authorize import policy_schema
+from callvault.access._authorize import _Memo, policy_schema
 from callvault.errors import ConfigError
 
 T = "ten_" + "a" * 26
@@ -126,8 +127,6 @@ def test_schema_lists_every_action_under_the_roles_that_grant_it() -> None:
 
 
 def test_memo_stays_bounded_and_drops_the_oldest_entries() -> None:
-    from callvault.access._authorize import _Memo
-
     memo: _Memo[int, str] = _Memo(8)
     for i in range(9):
         memo.put(i, str(i))
@@ -137,8 +136,6 @@ def test_memo_stays_bounded_and_drops_the_oldest_entries() -> None:
 
 
 def test_memoised_decision_equals_a_fresh_cedar_evaluation() -> None:
-    from callvault.access import default_authorizer
-
     az = default_authorizer()
     qa = who((Role.QA_REVIEWER, ScopeKind.DEPLOYMENT, D0))
     for action in Action:
