@@ -126,7 +126,7 @@ class Ctx:
                     ),
                 )
             raise
-        except BaseException:
+        except BaseException:  # any failure (even cancellation): release the connection, re-raise
             session.close()
             raise
         self._session = session

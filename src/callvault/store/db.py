@@ -89,7 +89,7 @@ class Database:
         try:
             yield session
             session.commit()
-        except BaseException:
+        except BaseException:  # whatever stopped the block, nothing of it is committed; re-raise
             session.rollback()
             raise
         finally:
