@@ -85,7 +85,9 @@ def initialise(settings: Settings, *, tenant_name: str, owner_name: str) -> Init
     from callvault.keys import ROOT_KEY_FILE  # noqa: PLC0415 - keeps the import graph flat
 
     key_exists = (
-        settings.root_key is not None or (settings.data_dir / "keyring" / ROOT_KEY_FILE).exists()
+        settings.root_key is not None
+        or settings.root_passphrase is not None
+        or (settings.data_dir / "keyring" / ROOT_KEY_FILE).exists()
     )
     rt = Runtime.open(settings, create_key=not key_exists, migrate=True)
     try:

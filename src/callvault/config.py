@@ -64,6 +64,16 @@ class Settings(BaseSettings):
         default=None,
         description="Base64 of 32 random bytes sealing local data; default: a file in data_dir.",
     )
+    root_passphrase: SecretStr | None = Field(
+        default=None,
+        description="Passphrase sealing the local keyring (Argon2id) instead of the root key.",
+    )
+    data_key_cache_size: int = Field(
+        default=10_000, ge=0, le=1_000_000, description="Unwrapped data keys kept in memory."
+    )
+    data_key_cache_ttl_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="How long an unwrapped data key is reused."
+    )
     db_busy_timeout_ms: int = Field(default=5_000, ge=0, le=60_000)
     db_pool_size: int = Field(
         default=16,

@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from callvault.access import Gate, default_authorizer
 from callvault.audit import AuditLog
 from callvault.config import Settings
-from callvault.crypto import LocalSealer, Sealer
+from callvault.crypto import Sealer
 from callvault.errors import Error, UnavailableError
-from callvault.keys import create_root_key, load_root_key
+from callvault.keys import (
+    KEYRING_FILE,
+    DataKeyCache,
+    EnvelopeSealer,
+    KeyHierarchy,
+    LocalKeyProvider,
+    create_root_key,
+    load_root_key,
+)
 from callvault.store import Database
 
 
@@ -24,11 +32,28 @@ class Readiness:
     checks: dict[str, bool]
 
 
+def build_keys(settings: Settings, *, create: bool = False) -> KeyHierarchy:
+    """The key hierarchy with the configured providers (the local keyring today)."""
+    keyring = settings.data_dir / "keyring" / KEYRING_FILE
+    if settings.root_passphrase is not None:
+        local = LocalKeyProvider(keyring, passphrase=settings.root_passphrase.get_secret_value())
+    else:
+        root = create_root_key(settings) if create else load_root_key(settings)
+        local = LocalKeyProvider(keyring, root_key=root)
+    cache = DataKeyCache(
+        max_keys=settings.data_key_cache_size, ttl_seconds=settings.data_key_cache_ttl_seconds
+    )
+    return KeyHierarchy({"local": local}, cache)
+
+
 class Runtime:
-    def __init__(self, settings: Settings, db: Database, sealer: Sealer, audit: AuditLog) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, keys: KeyHierarchy, audit: AuditLog
+    ) -> None:
         self.settings = settings
         self.db = db
-        self.sealer = sealer
+        self.keys = keys
+        self.sealer: Sealer = EnvelopeSealer(keys)
         self.audit = audit
         self.gate = Gate(default_authorizer(), audit)
 
@@ -39,9 +64,8 @@ class Runtime:
         """Build and check every part; raise :class:`callvault.errors.Error` if one is unusable."""
         # Keys first: without them nothing may be touched (no migration of a
         # data directory that was never initialised).
-        root = create_root_key(settings) if create_key else load_root_key(settings)
-        sealer = LocalSealer(root)
-        sealer.check()
+        keys = build_keys(settings, create=create_key)
+        keys.check()
         default_authorizer()  # parse and validate the policy set now, not on first request
         db = Database(settings)
         try:
@@ -52,9 +76,7 @@ class Runtime:
         except Error:
             db.dispose()
             raise
-        return cls(
-            settings, db, sealer, AuditLog(db, max_entry_bytes=settings.audit_max_entry_bytes)
-        )
+        return cls(settings, db, keys, AuditLog(db, max_entry_bytes=settings.audit_max_entry_bytes))
 
     def readiness(self) -> Readiness:
         checks: dict[str, bool] = {}

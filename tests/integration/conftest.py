@@ -18,6 +18,7 @@ import base64
 import copy
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from pydantic import SecretStr
 
 from callvault.api import create_app
 from callvault.config import Settings, load_settings
+from callvault.keys import KEYRING_FILE
 from callvault.runtime import Runtime
 from tests.integration.pg import PgCluster, PgUnavailableError, find_bindir
 from tests.support.world import World, build_world
@@ -55,6 +57,8 @@ class WorldTemplate:
     dbname: str
     root_key: SecretStr
     world: World
+    #: The template's keyring (its KEKs wrap the copied data keys).
+    keyring: Path
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,8 @@ def pg_world_template(
             world = build_world(rt, client)
     finally:
         rt.close()
-    return WorldTemplate(dbname=dbname, root_key=root_key, world=world)
+    keyring = settings.data_dir / "keyring" / KEYRING_FILE
+    return WorldTemplate(dbname=dbname, root_key=root_key, world=world, keyring=keyring)
 
 
 def _wants_world(request: pytest.FixtureRequest) -> bool:
@@ -102,8 +107,12 @@ def pg_settings(
 ) -> Settings:
     extra: dict[str, object] = {}
     if _wants_world(request):
-        # The copied rows are sealed under the template's root key.
-        extra["root_key"] = request.getfixturevalue("pg_world_template").root_key
+        # The copied rows' data keys are wrapped by KEKs in the template's
+        # keyring, which is sealed by the template's root key: bring both.
+        template = request.getfixturevalue("pg_world_template")
+        extra["root_key"] = template.root_key
+        (tmp_path / "data" / "keyring").mkdir(parents=True, mode=0o700)
+        shutil.copy2(template.keyring, tmp_path / "data" / "keyring" / KEYRING_FILE)
     return load_settings(
         {}, data_dir=tmp_path / "data", database_url=pg_server.url(pg_database), **extra
     )

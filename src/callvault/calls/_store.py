@@ -66,11 +66,15 @@ class TranscriptView:
 
 
 def _ctx(call: Call, purpose: str, object_id: str) -> SealContext:
+    # Everything of a call is sealed under the call's one data key: deleting
+    # that key (crypto-shredding) makes the whole call unrecoverable.
     return SealContext(
         tenant_id=call.tenant_id,
         deployment_id=call.deployment_id,
         purpose=purpose,
         object_id=object_id,
+        owner_kind="call",
+        owner_id=call.id,
     )
 
 
@@ -138,7 +142,7 @@ def create_call(
     )
     if caller_number is not None:
         call.caller_number_sealed = sealer.seal(
-            caller_number.encode("utf-8"), _ctx(call, "caller-number", call.id)
+            session, caller_number.encode("utf-8"), _ctx(call, "caller-number", call.id)
         )
     session.add(call)
     session.flush()
@@ -187,7 +191,9 @@ def append_segments(
                 start_ms=seg.start_ms,
                 end_ms=seg.end_ms,
                 is_final=seg.is_final,
-                sealed=sealer.seal(body, _ctx(call, "transcript-segment", f"{call.id}/{seq}")),
+                sealed=sealer.seal(
+                    session, body, _ctx(call, "transcript-segment", f"{call.id}/{seq}")
+                ),
             )
         )
     call.segment_count = first + len(segments)
@@ -203,7 +209,7 @@ def append_events(session: Session, sealer: Sealer, call: Call, events: list[Eve
         sealed = None
         if ev.detail is not None:
             sealed = sealer.seal(
-                rfc8785.dumps(ev.detail), _ctx(call, "call-event", f"{call.id}/{seq}")
+                session, rfc8785.dumps(ev.detail), _ctx(call, "call-event", f"{call.id}/{seq}")
             )
         session.add(
             CallEvent(
@@ -241,7 +247,9 @@ def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) 
     out: list[StoredSegment] = []
     for row in rows:
         body = json.loads(
-            sealer.open(row.sealed, _ctx(call, "transcript-segment", f"{call.id}/{row.seq}"))
+            sealer.open(
+                session, row.sealed, _ctx(call, "transcript-segment", f"{call.id}/{row.seq}")
+            )
         )
         words = tuple(Word(view(w[0]), int(w[1]), int(w[2])) for w in body["words"])
         seg = Segment(
@@ -255,7 +263,9 @@ def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) 
         out.append(StoredSegment(seq=row.seq, segment=seg))
     caller = None
     if call.caller_number_sealed is not None:
-        number = sealer.open(call.caller_number_sealed, _ctx(call, "caller-number", call.id))
+        number = sealer.open(
+            session, call.caller_number_sealed, _ctx(call, "caller-number", call.id)
+        )
         caller = view(number.decode("utf-8"))
     return TranscriptView(
         call_id=call.id, redacted=redacted, caller_number=caller, segments=tuple(out)

@@ -1,16 +1,15 @@
 """Sealing: the one interface through which customer content reaches storage.
 
 Prompts, knowledge-base documents, caller numbers, transcripts and anything a
-caller produced are sealed with :class:`Sealer` before they touch the database
-or disk, bound to a :class:`SealContext` (tenant, deployment, object, purpose)
-so a sealed value moved to another row, tenant or purpose does not open.
-
-The first implementation, :class:`LocalSealer`, derives one AES-256-GCM key per
-(tenant, deployment) from the local root key. The encryption-at-rest issue
-replaces it with the per-deployment KEK hierarchy behind the same interface.
+caller produced are sealed with a :class:`Sealer` before they touch the
+database or disk, bound to a :class:`SealContext` (tenant, deployment, owner,
+object, purpose) so a sealed value moved elsewhere does not open. The
+envelope recipe (per-value keys derived from a data key) is in
+:mod:`callvault.crypto._envelope`; the key hierarchy behind it in
+:mod:`callvault.keys`.
 """
 
 from callvault.crypto._context import SealContext, Sealer
-from callvault.crypto._local_seal import LocalSealer
+from callvault.crypto._envelope import open_value, seal_value
 
-__all__ = ["LocalSealer", "SealContext", "Sealer"]
+__all__ = ["SealContext", "Sealer", "open_value", "seal_value"]

@@ -1,9 +1,32 @@
-"""Key providers. For now: the local root key that the local sealer derives from.
+"""Key hierarchy and providers (ADR 7).
 
-The encryption-at-rest issue adds the per-deployment KEK hierarchy and the
-KMS/HSM providers behind a template-method base class.
+A KEK per deployment held by a :class:`KeyProvider` (``local`` keyring today;
+AWS KMS, GCP KMS, PKCS#11 and Vault transit to come), a data key per call or
+stored object wrapped by it (:class:`KeyHierarchy`), unwrapped keys only in
+memory (:class:`DataKeyCache`), and the :class:`EnvelopeSealer` the service
+seals with. The root key (or passphrase) seals the local keyring.
 """
 
+from callvault.keys._cache import DataKeyCache
+from callvault.keys._context import WrapContext
+from callvault.keys._hierarchy import KeyHierarchy, KeyOwner
+from callvault.keys._local import LocalKeyProvider
 from callvault.keys._local_root import ROOT_KEY_FILE, create_root_key, load_root_key
+from callvault.keys._provider import KeyProvider
+from callvault.keys._sealer import EnvelopeSealer
 
-__all__ = ["ROOT_KEY_FILE", "create_root_key", "load_root_key"]
+KEYRING_FILE = "keyring.json"
+
+__all__ = [
+    "KEYRING_FILE",
+    "ROOT_KEY_FILE",
+    "DataKeyCache",
+    "EnvelopeSealer",
+    "KeyHierarchy",
+    "KeyOwner",
+    "KeyProvider",
+    "LocalKeyProvider",
+    "WrapContext",
+    "create_root_key",
+    "load_root_key",
+]

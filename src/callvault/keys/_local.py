@@ -236,6 +236,9 @@ class LocalKeyProvider(KeyProvider):
             doc["keks"].pop(kek_ref, None)
         self._keks.pop(kek_ref, None)
 
+    def _ready(self) -> None:
+        self.unlock()
+
     def unlock(self) -> None:
         """Open the keyring now (creating it if absent), so a wrong key fails at startup."""
         doc = self._read()

@@ -71,6 +71,10 @@ class KeyProvider(abc.ABC):
         """Destroy (or schedule the provider's destruction of) a KEK. Irreversible."""
         self._guard("destroy", kek_ref, lambda: self._destroy_kek(kek_ref))
 
+    def ready(self) -> None:
+        """Raise :class:`KeyUnavailableError` unless the provider can be used now."""
+        self._guard("reach the provider", "-", self._ready)
+
     def check(self, kek_ref: str) -> None:
         """Raise :class:`KeyUnavailableError` unless ``kek_ref`` can wrap and unwrap now."""
         self._guard("check", kek_ref, lambda: self._check(kek_ref))
@@ -92,6 +96,9 @@ class KeyProvider(abc.ABC):
     def _rewrap(self, old_ref: str, new_ref: str, wrapped: bytes, context: WrapContext) -> bytes:
         """Default: unwrap in memory and wrap again. Providers with a native rewrap override."""
         return self._wrap(new_ref, self._unwrap(old_ref, wrapped, context), context)
+
+    def _ready(self) -> None:  # noqa: B027 - optional hook: most providers check on first use
+        """Default: nothing to check until a key is used."""
 
     def _check(self, kek_ref: str) -> None:
         probe = WrapContext("_probe", "_probe", "probe", "_probe", "check")

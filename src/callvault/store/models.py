@@ -246,6 +246,43 @@ class CallEvent(Base):
     detail_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
+class Kek(Base):
+    """A key-encryption key held by a provider: one active per deployment (or per
+    tenant, for tenant-level objects, with ``deployment_id`` NULL)."""
+
+    __tablename__ = "keks"
+    __table_args__ = (UniqueConstraint("tenant_id", "deployment_id", "version"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    deployment_id: Mapped[str | None] = mapped_column(ForeignKey("deployments.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str] = mapped_column(String(400))
+    version: Mapped[int] = mapped_column(Integer)
+    #: active | retired | destroyed
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DataKey(Base):
+    """A data key wrapped by a KEK. Deleting the row shreds everything sealed under it."""
+
+    __tablename__ = "data_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "owner_kind", "owner_id", "purpose"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    deployment_id: Mapped[str | None] = mapped_column(ForeignKey("deployments.id"), index=True)
+    owner_kind: Mapped[str] = mapped_column(String(32))
+    owner_id: Mapped[str] = mapped_column(String(120))
+    purpose: Mapped[str] = mapped_column(String(64))
+    kek_id: Mapped[str] = mapped_column(ForeignKey("keks.id"), index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AuditHead(Base):
     """Next index of each tenant's audit log (the row is locked to append)."""
 
@@ -280,4 +317,6 @@ TENANT_TABLES: tuple[str, ...] = (
     "call_events",
     "audit_heads",
     "audit_entries",
+    "keks",
+    "data_keys",
 )

@@ -60,8 +60,14 @@ def _info(row: ConfigVersion) -> VersionInfo:
 
 
 def _context(tenant_id: str, deployment_id: str | None, version_id: str) -> SealContext:
+    # Each version has a data key of its own (wrapped by the deployment's KEK,
+    # or the tenant's for tenant settings).
     return SealContext(
-        tenant_id=tenant_id, deployment_id=deployment_id, purpose=PURPOSE, object_id=version_id
+        tenant_id=tenant_id,
+        deployment_id=deployment_id,
+        purpose=PURPOSE,
+        object_id=version_id,
+        owner_kind="config-version",
     )
 
 
@@ -114,7 +120,7 @@ def write_version(
         actor_id=actor_id,
         op=op,
         created_at=now,
-        sealed=sealer.seal(raw, _context(tenant_id, deployment_id, version_id)),
+        sealed=sealer.seal(session, raw, _context(tenant_id, deployment_id, version_id)),
     )
     session.add(row)
     session.flush()
@@ -171,7 +177,7 @@ def read_content(
 ) -> dict[str, Any]:
     """Open a version and return its content, after checking it is what the row says."""
     row = _row(session, tenant_id, subject_kind, subject_id, version_id)
-    raw = sealer.open(row.sealed, _context(tenant_id, deployment_id, version_id))
+    raw = sealer.open(session, row.sealed, _context(tenant_id, deployment_id, version_id))
     if hashlib.sha256(raw).hexdigest() != version_id:
         raise DecryptionError
     doc = json.loads(raw)

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callvault.access import parse_token
-from callvault.crypto import LocalSealer, SealContext
+from callvault.crypto import SealContext, open_value
 from callvault.errors import AuthenticationError, DecryptionError
 from callvault.redact import mask_numbers
 
-SEALER = LocalSealer(b"\x01" * 32)
+KEY = b"\x01" * 32
 CTX = SealContext(tenant_id="ten_a", purpose="fuzz", object_id="x")
 
 
@@ -34,7 +34,7 @@ def test_any_text_token_parses_or_raises_authentication_error(token: str) -> Non
 @given(st.binary(max_size=300))
 def test_any_bytes_open_or_raise_the_one_decryption_error(blob: bytes) -> None:
     with contextlib.suppress(DecryptionError):  # any other exception fails the test
-        SEALER.open(blob, CTX)
+        open_value(KEY, blob, CTX)
 
 
 @settings(max_examples=1000)

@@ -26,12 +26,14 @@ def test_version_id_is_the_sha256_of_its_canonical_document(rt: Runtime, world: 
         agent = tenancy.get_agent(s, world.a.id, world.a.agents[0])
         row = s.get_one(ConfigVersion, agent.current_version_id)
         ctx_doc = rt.sealer.open(
+            s,
             row.sealed,
             SealContext(
                 tenant_id=world.a.id,
                 deployment_id=agent.deployment_id,
                 purpose="config-version",
                 object_id=row.id,
+                owner_kind="config-version",
             ),
         )
     doc = json.loads(ctx_doc)
