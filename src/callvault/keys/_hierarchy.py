@@ -8,14 +8,12 @@ in, so a data key and the object it seals commit together.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from callvault.crypto.hazmat import AES_KEY_BYTES
 from callvault.errors import DecryptionError, KeyUnavailableError
 from callvault.keys._cache import DataKeyCache
 from callvault.keys._context import WrapContext
@@ -145,7 +143,7 @@ class KeyHierarchy:
         if not create:
             raise DecryptionError
         kek = self.active_kek(session, owner.tenant_id, owner.deployment_id)
-        key = secrets.token_bytes(AES_KEY_BYTES)
+        key, wrapped = self.provider(kek.provider).generate(kek.provider_ref, ctx)
         dk = DataKey(
             id=new_id("dk"),
             tenant_id=owner.tenant_id,
@@ -154,7 +152,7 @@ class KeyHierarchy:
             owner_id=owner.id,
             purpose=owner.purpose,
             kek_id=kek.id,
-            wrapped=self.provider(kek.provider).wrap(kek.provider_ref, key, ctx),
+            wrapped=wrapped,
             created_at=utcnow(),
         )
         session.add(dk)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import secrets
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -51,6 +52,13 @@ class KeyProvider(abc.ABC):
         if not wrapped or len(wrapped) > _MAX_WRAPPED_BYTES:
             raise KeyUnavailableError(f"{self.name}: key {kek_ref} returned an invalid wrap")
         return wrapped
+
+    def generate(self, kek_ref: str, context: WrapContext) -> tuple[bytes, bytes]:
+        """A new 256-bit data key and its wrap under ``kek_ref`` (KMS: GenerateDataKey)."""
+        key, wrapped = self._guard("generate", kek_ref, lambda: self._generate(kek_ref, context))
+        if len(key) != AES_KEY_BYTES or not wrapped or len(wrapped) > _MAX_WRAPPED_BYTES:
+            raise KeyUnavailableError(f"{self.name}: key {kek_ref} returned an invalid data key")
+        return key, wrapped
 
     def unwrap(self, kek_ref: str, wrapped: bytes, context: WrapContext) -> bytes:
         """Unwrap; :class:`DecryptionError` if the bytes or the context are wrong."""
@@ -92,6 +100,11 @@ class KeyProvider(abc.ABC):
 
     @abc.abstractmethod
     def _destroy_kek(self, kek_ref: str) -> None: ...
+
+    def _generate(self, kek_ref: str, context: WrapContext) -> tuple[bytes, bytes]:
+        """Default: a key from the OS's CSPRNG, wrapped. KMS providers override."""
+        key = secrets.token_bytes(AES_KEY_BYTES)
+        return key, self._wrap(kek_ref, key, context)
 
     def _rewrap(self, old_ref: str, new_ref: str, wrapped: bytes, context: WrapContext) -> bytes:
         """Default: unwrap in memory and wrap again. Providers with a native rewrap override."""
