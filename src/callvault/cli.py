@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Configuration versions: list, diff, revert.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+keys_app = typer.Typer(help="Key operations: rotate, shred, destroy.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 # Piped output is not cut to a terminal width: ids must survive `| grep`.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1_000)
@@ -225,6 +227,124 @@ def config_revert(
     """Write a new version whose content equals VERSION_ID's."""
     body = _api("POST", f"{_base_path(kind, subject)}/versions/{version_id}/revert")
     out.print(f"new version {body['id']} (seq {body['seq']})")
+
+
+# -- key operations, run locally by an operator with the service's settings -------------
+
+
+def _operator() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _tenant_of(rt: Any, kind: str, object_id: str, tenant: str | None) -> str:
+    """The tenant owning a deployment or call; PostgreSQL's row-level security needs --tenant."""
+    if tenant:
+        return tenant
+    from sqlalchemy import select
+
+    from callvault.store.models import Call, Deployment
+
+    model = Deployment if kind == "deployment" else Call
+    with rt.db.system_tx() as s:
+        found = s.execute(select(model.tenant_id).where(model.id == object_id)).scalar()
+    if found is None:
+        fail(f"{kind} {object_id} not found (on PostgreSQL pass --tenant)", 66)
+    return str(found)
+
+
+Tenant = Annotated[str | None, typer.Option("--tenant", help="Tenant id (needed on PostgreSQL).")]
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    deployment: Annotated[str, typer.Option("--deployment", help="Deployment id.")],
+    tenant: Tenant = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Keys rewrapped per commit.")] = 200,
+) -> None:
+    """Rotate a deployment's KEK: rewrap its data keys (never the data). Resumable."""
+    from rich.progress import Progress
+
+    from callvault.keys import rotate
+    from callvault.runtime import Runtime
+
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+        tenant_id = _tenant_of(rt, "deployment", deployment, tenant)
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("rewrapping data keys", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = guarded(
+                lambda: rotate(
+                    rt.db,
+                    rt.keys,
+                    rt.audit,
+                    tenant_id,
+                    deployment,
+                    actor=_operator(),
+                    batch=batch,
+                    progress=progress,
+                )
+            )
+    finally:
+        rt.close()
+    out.print(
+        f"deployment {result.deployment_id}: KEK version {result.new_version} active; "
+        f"{result.rewrapped} data keys rewrapped; retired versions {list(result.retired_versions)}"
+    )
+
+
+@keys_app.command("shred")
+def keys_shred(
+    call: Annotated[str, typer.Option("--call", help="Call id.")],
+    tenant: Tenant = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Delete a call's data key: its recording, transcript and events become unrecoverable."""
+    from callvault.keys import shred_call
+    from callvault.runtime import Runtime
+
+    if not yes:
+        fail("shredding cannot be undone; pass --yes", 64)
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+        tenant_id = _tenant_of(rt, "call", call, tenant)
+        guarded(lambda: shred_call(rt.db, rt.keys, rt.audit, tenant_id, call, actor=_operator()))
+    finally:
+        rt.close()
+    out.print(f"call {call}: data key deleted; its content can no longer be opened")
+
+
+@keys_app.command("destroy")
+def keys_destroy(
+    deployment: Annotated[str, typer.Option("--deployment", help="Deployment id.")],
+    tenant: Tenant = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Destroy a deployment's KEKs at their provider: all of its data becomes unrecoverable."""
+    from callvault.keys import destroy_deployment_keys
+    from callvault.runtime import Runtime
+
+    if not yes:
+        fail("destroying keys cannot be undone; pass --yes", 64)
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+        tenant_id = _tenant_of(rt, "deployment", deployment, tenant)
+        n = guarded(
+            lambda: destroy_deployment_keys(
+                rt.db, rt.keys, rt.audit, tenant_id, deployment, actor=_operator()
+            )
+        )
+    finally:
+        rt.close()
+    out.print(f"deployment {deployment}: {n} KEK version(s) destroyed")
 
 
 def main() -> None:

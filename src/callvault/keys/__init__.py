@@ -12,6 +12,12 @@ from callvault.keys._context import WrapContext
 from callvault.keys._hierarchy import KeyHierarchy, KeyOwner
 from callvault.keys._local import LocalKeyProvider
 from callvault.keys._local_root import ROOT_KEY_FILE, create_root_key, load_root_key
+from callvault.keys._operations import (
+    RotationResult,
+    destroy_deployment_keys,
+    rotate,
+    shred_call,
+)
 from callvault.keys._provider import KeyProvider
 from callvault.keys._sealer import EnvelopeSealer
 
@@ -26,7 +32,11 @@ __all__ = [
     "KeyOwner",
     "KeyProvider",
     "LocalKeyProvider",
+    "RotationResult",
     "WrapContext",
     "create_root_key",
+    "destroy_deployment_keys",
     "load_root_key",
+    "rotate",
+    "shred_call",
 ]

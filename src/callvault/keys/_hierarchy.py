@@ -98,11 +98,12 @@ class KeyHierarchy:
         ).scalar_one_or_none()
         if row is not None:
             return row
-        return self._new_kek(session, tenant_id, deployment_id, version=1)
+        return self.new_kek(session, tenant_id, deployment_id, version=1)
 
-    def _new_kek(
+    def new_kek(
         self, session: Session, tenant_id: str, deployment_id: str | None, *, version: int
     ) -> Kek:
+        """Create KEK ``version`` for the scope at the deployment's provider (state active)."""
         name = self._default
         if deployment_id is not None:
             dep = session.get(Deployment, deployment_id)
