@@ -1,5 +1,9 @@
 """Key hierarchy and providers (ADR 7).
 
+Providers with optional SDKs are imported from their modules
+(``callvault.keys._aws_kms``, ``_vault_transit``, ``_pkcs11``) by the runtime
+when a deployment uses them, so the core does not need their SDKs.
+
 A KEK per deployment held by a :class:`KeyProvider` (``local`` keyring today;
 AWS KMS, GCP KMS, PKCS#11 and Vault transit to come), a data key per call or
 stored object wrapped by it (:class:`KeyHierarchy`), unwrapped keys only in
