@@ -74,6 +74,25 @@ class Settings(BaseSettings):
     data_key_cache_ttl_seconds: int = Field(
         default=300, ge=0, le=86_400, description="How long an unwrapped data key is reused."
     )
+    # Key providers beyond the local keyring (issue 3; see keys/_registry.py).
+    aws_kms_enabled: bool = Field(
+        default=False, description="Allow deployments to use AWS KMS in their own region."
+    )
+    aws_kms_endpoint_url: str | None = Field(
+        default=None, description="KMS endpoint override (VPC endpoint, or a test server)."
+    )
+    gcp_kms_project: str | None = Field(default=None, max_length=100)
+    gcp_kms_key_ring: str | None = Field(
+        default=None, max_length=100, description="Key ring name, in every region's location."
+    )
+    pkcs11_module: Path | None = Field(default=None, description="PKCS#11 library of the HSM.")
+    pkcs11_token_label: str | None = Field(default=None, max_length=32)
+    pkcs11_pin: SecretStr | None = Field(default=None, description="HSM user PIN.")
+    vault_addr: str | None = Field(default=None, description="OpenBao/Vault address.")
+    vault_token: SecretStr | None = None
+    vault_mount: str = Field(default="transit", max_length=200)
+    vault_namespace: str | None = Field(default=None, max_length=200)
+    vault_ca_file: Path | None = None
     db_busy_timeout_ms: int = Field(default=5_000, ge=0, le=60_000)
     db_pool_size: int = Field(
         default=16,

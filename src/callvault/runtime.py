@@ -20,6 +20,7 @@ from callvault.keys import (
     EnvelopeSealer,
     KeyHierarchy,
     LocalKeyProvider,
+    ProviderRegistry,
     create_root_key,
     load_root_key,
 )
@@ -43,7 +44,7 @@ def build_keys(settings: Settings, *, create: bool = False) -> KeyHierarchy:
     cache = DataKeyCache(
         max_keys=settings.data_key_cache_size, ttl_seconds=settings.data_key_cache_ttl_seconds
     )
-    return KeyHierarchy({"local": local}, cache)
+    return KeyHierarchy(ProviderRegistry(settings, local), cache)
 
 
 class Runtime:

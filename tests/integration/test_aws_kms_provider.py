@@ -376,7 +376,9 @@ def test_key_hierarchy_end_to_end_with_aws_kms(
             )
         )
     cache = DataKeyCache(max_keys=100, ttl_seconds=300)
-    keys = KeyHierarchy({"aws-kms": kms}, cache, default_provider="aws-kms")
+    # Regional providers are registered per region ("aws-kms:<region>").
+    name = f"aws-kms:{REGION}"
+    keys = KeyHierarchy({name: kms}, cache, default_provider=name)
     keys.check()
     call_a = KeyOwner(tenant, dep, "call", "call_a")
     call_b = KeyOwner(tenant, dep, "call", "call_b")
@@ -388,7 +390,7 @@ def test_key_hierarchy_end_to_end_with_aws_kms(
     with db.tenant_tx(tenant) as s:
         kek = s.execute(select(Kek).where(Kek.deployment_id == dep)).scalar_one()
         rows = s.execute(select(DataKey).where(DataKey.tenant_id == tenant)).scalars().all()
-    assert (kek.provider, kek.state) == ("aws-kms", "active")
+    assert (kek.provider, kek.state) == (name, "active")
     assert admin.describe_key(KeyId=kek.provider_ref)["KeyMetadata"]["Description"] == (
         f"{tenant}/{dep}"
     )

@@ -43,6 +43,7 @@ def deployment_out(row: DeploymentFields) -> schemas.DeploymentOut:
             transcripts_days=row.transcript_retention_days,
         ),
         key_provider=row.key_provider,
+        key_ref=row.key_ref,
         created_at=row.created_at,
         current_version_id=row.current_version_id,
     )

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from callvault.access import Role, ScopeKind
 from callvault.store.ids import ID_PATTERN
@@ -20,6 +21,23 @@ class In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Patch(In):
+    """A partial update: absent fields stay as they are; ``null`` is not a value here."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None:
+                    raise PydanticCustomError(
+                        "null_in_patch",
+                        "{field}: null is not allowed; omit the field to keep it",
+                        {"field": str(name)},
+                    )
+        return data
+
+
 class Out(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -27,23 +45,24 @@ class Out(BaseModel):
 # -- tenants, deployments, agents --------------------------------------------
 
 
-class TenantPatch(In):
+class TenantPatch(Patch):
     name: Name | None = None
 
 
-class RetentionPatch(In):
+class RetentionPatch(Patch):
     recordings_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
     transcripts_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
 
 
-class DeploymentPatch(In):
+class DeploymentPatch(Patch):
     name: Name | None = None
     region: Region | None = None
     retention: RetentionPatch | None = None
-    key_provider: Literal["local"] | None = None
+    key_provider: Literal["local", "aws-kms", "gcp-kms", "pkcs11", "vault-transit"] | None = None
+    key_ref: Annotated[StrictStr, Field(min_length=1, max_length=400)] | None = None
 
 
-class AgentPatch(In):
+class AgentPatch(Patch):
     name: Name | None = None
     prompt: Annotated[StrictStr, Field(max_length=200_000)] | None = None
     documents: Annotated[list[KnowledgeDocument], Field(max_length=100)] | None = None
@@ -68,6 +87,7 @@ class DeploymentOut(Out):
     region: str
     retention: RetentionOut
     key_provider: str
+    key_ref: str | None
     created_at: datetime
     current_version_id: str | None
 

@@ -23,6 +23,7 @@ from callvault.keys._operations import (
     shred_call,
 )
 from callvault.keys._provider import KeyProvider
+from callvault.keys._registry import ProviderRegistry
 from callvault.keys._sealer import EnvelopeSealer
 
 KEYRING_FILE = "keyring.json"
@@ -36,6 +37,7 @@ __all__ = [
     "KeyOwner",
     "KeyProvider",
     "LocalKeyProvider",
+    "ProviderRegistry",
     "RotationResult",
     "WrapContext",
     "create_root_key",

@@ -18,6 +18,7 @@ from callvault.errors import DecryptionError, KeyUnavailableError
 from callvault.keys._cache import DataKeyCache
 from callvault.keys._context import WrapContext
 from callvault.keys._provider import KeyProvider
+from callvault.keys._registry import instance_name
 from callvault.store import new_id
 from callvault.store.models import DataKey, Deployment, Kek, utcnow
 
@@ -68,7 +69,7 @@ class KeyHierarchy:
     ) -> None:
         if default_provider not in providers:
             raise KeyUnavailableError(f"key provider {default_provider} is not configured")
-        self._providers = dict(providers)
+        self._providers = providers
         self._default = default_provider
         self.cache = cache
 
@@ -82,6 +83,10 @@ class KeyHierarchy:
             return self._providers[name]
         except KeyError:
             raise KeyUnavailableError(f"key provider {name} is not configured") from None
+
+    @property
+    def providers(self) -> Mapping[str, KeyProvider]:
+        return self._providers
 
     # -- KEKs ------------------------------------------------------------------------
 
@@ -104,13 +109,20 @@ class KeyHierarchy:
         self, session: Session, tenant_id: str, deployment_id: str | None, *, version: int
     ) -> Kek:
         """Create KEK ``version`` for the scope at the deployment's provider (state active)."""
-        name = self._default
+        name, key_ref = self._default, None
         if deployment_id is not None:
             dep = session.get(Deployment, deployment_id)
             if dep is None or dep.tenant_id != tenant_id:
                 raise KeyUnavailableError(f"no deployment {deployment_id} for a key")
-            name = dep.key_provider
-        ref = self.provider(name).create_kek(f"{tenant_id}/{deployment_id or TENANT_SCOPE}")
+            require = getattr(self._providers, "require", None)
+            if require is not None:
+                require(dep.key_provider)  # 422 naming key_provider if this install lacks it
+            name, key_ref = instance_name(dep.key_provider, dep.region), dep.key_ref
+        provider = self.provider(name)
+        if key_ref is not None and version == 1:
+            ref = provider.adopt_kek(key_ref)  # the customer's own key (BYOK)
+        else:
+            ref = provider.create_kek(f"{tenant_id}/{deployment_id or TENANT_SCOPE}")
         row = Kek(
             id=new_id("kek"),
             tenant_id=tenant_id,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from callvault.crypto.hazmat import AES_KEY_BYTES
-from callvault.errors import DecryptionError, Error, KeyUnavailableError
+from callvault.errors import DecryptionError, Error, InvalidInputError, KeyUnavailableError
 from callvault.keys._context import WrapContext
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,15 @@ class KeyProvider(abc.ABC):
         if not wrapped or len(wrapped) > _MAX_WRAPPED_BYTES:
             raise KeyUnavailableError(f"{self.name}: key {kek_ref} returned an invalid wrap")
         return wrapped
+
+    def adopt_kek(self, key_ref: str) -> str:  # noqa: ARG002 - the default refuses any ref
+        """Use the customer's existing key (bring your own key) after checking it fits.
+
+        Providers that can adopt override this; the default refuses.
+        """
+        raise InvalidInputError(
+            f"key provider {self.name} cannot adopt an existing key", field="key_ref"
+        )
 
     def generate(self, kek_ref: str, context: WrapContext) -> tuple[bytes, bytes]:
         """A new 256-bit data key and its wrap under ``kek_ref`` (KMS: GenerateDataKey)."""

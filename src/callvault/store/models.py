@@ -105,6 +105,8 @@ class Deployment(Base):
     recording_retention_days: Mapped[int] = mapped_column(Integer)
     transcript_retention_days: Mapped[int] = mapped_column(Integer)
     key_provider: Mapped[str] = mapped_column(String(200))
+    #: The customer's own key (ARN, key name, HSM label) when they bring one.
+    key_ref: Mapped[str | None] = mapped_column(String(400))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     current_version_id: Mapped[str | None] = mapped_column(VERSION_ID)
 

@@ -78,10 +78,18 @@ def _apply(subject: Subject, settings: BaseModel) -> None:
             raise ConflictError(
                 "a deployment's region cannot change; create a new deployment", field="region"
             )
+        if subject.key_provider and (
+            subject.key_provider != settings.key_provider or subject.key_ref != settings.key_ref
+        ):
+            raise ConflictError(
+                "a deployment's key provider is changed by key rotation, not by a settings edit",
+                field="key_provider",
+            )
         subject.region = settings.region.value
         subject.recording_retention_days = settings.retention.recordings_days
         subject.transcript_retention_days = settings.retention.transcripts_days
         subject.key_provider = settings.key_provider
+        subject.key_ref = settings.key_ref
     subject.name = settings.name  # type: ignore[attr-defined]
 
 
@@ -279,7 +287,9 @@ def create_deployment(
     settings: DeploymentSettings,
     change: Change,
 ) -> Deployment:
-    dep = Deployment(id=new_id("dep"), tenant_id=tenant_id, region="", created_at=utcnow())
+    dep = Deployment(
+        id=new_id("dep"), tenant_id=tenant_id, region="", key_provider="", created_at=utcnow()
+    )
     session.add(dep)
     _commit_version(session, sealer, audit, dep, settings, change, "create")
     return dep

@@ -73,9 +73,14 @@ class DeploymentSettings(_Strict):
     name: Name
     region: Region = Region.EU_WEST_2
     retention: Retention = Retention()
-    #: Which key provider holds this deployment's KEK. Only the local keyring
-    #: exists until the encryption-at-rest issue adds KMS/HSM providers.
-    key_provider: Literal["local"] = "local"
+    #: Which key provider holds this deployment's KEK (KMS ones in the
+    #: deployment's own region). Fixed once the deployment exists.
+    key_provider: Literal["local", "aws-kms", "gcp-kms", "pkcs11", "vault-transit"] = "local"
+    #: The customer's own key at that provider (bring your own key): an AWS key
+    #: ARN, a GCP CryptoKey name, an HSM key label or a transit key name.
+    key_ref: (
+        Annotated[StrictStr, Field(min_length=1, max_length=400, pattern=r"^[\x21-\x7e]+$")] | None
+    ) = None
 
 
 class KnowledgeDocument(_Strict):

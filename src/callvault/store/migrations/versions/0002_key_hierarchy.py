@@ -19,6 +19,8 @@ _TABLES = ("keks", "data_keys")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("key_ref", sa.String(length=400), nullable=True))
     op.create_table(
         "keks",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -99,3 +101,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("data_keys")
     op.drop_table("keks")
+    with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.drop_column("key_ref")
