@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from callvault.errors import DecryptionError, KeyUnavailableError
+from callvault.errors import DecryptionError, InvalidInputError, KeyUnavailableError
 from callvault.keys._cache import DataKeyCache
 from callvault.keys._context import WrapContext
 from callvault.keys._provider import KeyProvider
@@ -120,7 +120,10 @@ class KeyHierarchy:
             name, key_ref = instance_name(dep.key_provider, dep.region), dep.key_ref
         provider = self.provider(name)
         if key_ref is not None and version == 1:
-            ref = provider.adopt_kek(key_ref)  # the customer's own key (BYOK)
+            try:
+                ref = provider.adopt_kek(key_ref)  # the customer's own key (BYOK)
+            except InvalidInputError as exc:  # name the setting the customer gave us
+                raise InvalidInputError(exc.message, field="key_ref") from None
         else:
             ref = provider.create_kek(f"{tenant_id}/{deployment_id or TENANT_SCOPE}")
         row = Kek(
