@@ -408,5 +408,5 @@ def test_key_hierarchy_end_to_end_with_aws_kms(
     with db.tenant_tx(tenant) as s, pytest.raises(KeyUnavailableError) as info:
         keys.data_key(s, call_b, create=False)
     assert str(info.value) == (
-        f"aws-kms: key {kek.provider_ref} is not enabled (state PendingDeletion)"
+        f"aws-kms: key {kek.provider_ref} is not enabled (state PendingDeletion) (deployment {dep})"
     )

@@ -147,7 +147,16 @@ class KeyHierarchy:
 
         A missing key without ``create`` is a shredded (or never-made) key: the
         data under it cannot be opened, and that is a :class:`DecryptionError`.
+        A provider that cannot be used is a :class:`KeyUnavailableError` whose
+        one line names the provider, the key and the deployment.
         """
+        try:
+            return self._data_key(session, owner, create=create)
+        except KeyUnavailableError as exc:
+            scope = f"deployment {owner.deployment_id}" if owner.deployment_id else "tenant keys"
+            raise KeyUnavailableError(f"{exc.message} ({scope})") from None
+
+    def _data_key(self, session: Session, owner: KeyOwner, *, create: bool) -> bytes:
         params = {"t": owner.tenant_id, "k": owner.kind, "o": owner.id, "p": owner.purpose}
         row = session.connection().execute(_FIND_KEY, params).one_or_none()
         ctx = owner.wrap_context()
