@@ -166,3 +166,19 @@ def test_key_provider_cannot_be_switched_by_a_settings_edit(rt: Runtime) -> None
         r = client.patch(f"/v1/deployments/{dep}", headers=owner, json={"key_provider": "aws-kms"})
     assert r.status_code == 409
     assert r.json()["errors"][0]["field"] == "key_provider"
+
+
+def test_wrong_vault_token_stops_startup_with_one_line_naming_the_provider(
+    tmp_path: Path, bao: OpenBao
+) -> None:
+    from callvault.errors import KeyUnavailableError  # noqa: PLC0415 - local to this test
+
+    settings = load_settings(
+        {}, data_dir=tmp_path / "data", vault_addr=bao.address, vault_token="not-the-token"
+    )
+    with pytest.raises(KeyUnavailableError) as info:
+        Runtime.open(settings, create_key=True)
+    message = str(info.value)
+    assert message.startswith("vault-transit:")
+    assert "not-the-token" not in message
+    assert "\n" not in message

@@ -75,6 +75,10 @@ class KeyHierarchy:
 
     def check(self) -> None:
         """Every configured provider is usable (the local keyring opens, a KMS answers)."""
+        check = getattr(self._providers, "check", None)
+        if check is not None:  # a ProviderRegistry: also builds the configured providers
+            check()
+            return
         for provider in self._providers.values():
             provider.ready()
 

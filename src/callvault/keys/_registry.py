@@ -71,6 +71,17 @@ class ProviderRegistry(Mapping[str, KeyProvider]):
                 field="key_provider",
             )
 
+    def check(self) -> None:
+        """Build every configured provider that is not per region and prove it usable now,
+        so a wrong PIN, token or address stops startup with one line naming it. (KMS
+        providers are per deployment region; they are checked on first use and fail
+        the request with a line naming provider, key and deployment.)"""
+        for kind in ("pkcs11", "vault-transit"):
+            if self.configured(kind):
+                self[kind].ready()
+        for provider in list(self._built.values()):
+            provider.ready()
+
     def __getitem__(self, name: str) -> KeyProvider:
         hit = self._built.get(name)
         if hit is not None:
