@@ -160,8 +160,8 @@ class GcpKmsKeyProvider(KeyProvider):
             raise ConfigError("gcp-kms: the location is not valid")
         if not re.fullmatch(_ID, key_ring or ""):
             raise ConfigError("gcp-kms: the key ring id is not valid")
-        if client is not None and (channel is not None or credentials is not None):
-            raise ValueError("pass a client, or a channel or credentials, not both")
+        if sum(x is not None for x in (client, channel, credentials)) > 1:
+            raise ValueError("pass at most one of client, channel and credentials")
         if not 0 < timeout_seconds <= 300:
             raise ConfigError("gcp-kms: the timeout must be within (0, 300] seconds")
         if not 1 <= max_attempts <= 10:

@@ -15,7 +15,6 @@ it (a ``KeyUnavailableError`` naming the provider).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
@@ -123,14 +122,11 @@ class ProviderRegistry(Mapping[str, KeyProvider]):
         location = GCP_LOCATIONS.get(region)
         if location is None or s.gcp_kms_project is None or s.gcp_kms_key_ring is None:
             raise KeyUnavailableError(f"gcp-kms: no location for region {region}")
-        try:
-            module = importlib.import_module("callvault.keys._gcp_kms")
-        except ImportError:
-            raise KeyUnavailableError("gcp-kms: provider not installed") from None
-        provider: KeyProvider = module.GcpKmsKeyProvider(
+        from callvault.keys._gcp_kms import GcpKmsKeyProvider  # noqa: PLC0415 - optional SDK
+
+        return GcpKmsKeyProvider(
             project=s.gcp_kms_project, location=location, key_ring=s.gcp_kms_key_ring
         )
-        return provider
 
     def _pkcs11(self) -> KeyProvider:
         from callvault.keys._pkcs11 import Pkcs11KeyProvider  # noqa: PLC0415 - optional SDK
