@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     vault_mount: str = Field(default="transit", max_length=200)
     vault_namespace: str | None = Field(default=None, max_length=200)
     vault_ca_file: Path | None = None
+    object_stores: str | None = Field(
+        default=None,
+        max_length=65_536,
+        description="JSON: per region, where sealed objects go ({'eu-west-2': {'kind': 's3', "
+        "'bucket': ...}}); regions not named use a local directory under data_dir.",
+    )
     db_busy_timeout_ms: int = Field(default=5_000, ge=0, le=60_000)
     db_pool_size: int = Field(
         default=16,

@@ -25,6 +25,7 @@ from callvault.keys import (
     load_root_key,
 )
 from callvault.store import Database
+from callvault.store.objects import ObjectStores, parse_object_stores
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Runtime:
         self.settings = settings
         self.db = db
         self.keys = keys
+        #: Sealed objects (recordings), per deployment region.
+        self.objects = ObjectStores({}, data_dir=settings.data_dir)
         self.sealer: Sealer = EnvelopeSealer(keys)
         self.audit = audit
         self.gate = Gate(default_authorizer(), audit)
@@ -67,6 +70,10 @@ class Runtime:
         # data directory that was never initialised).
         keys = build_keys(settings, create=create_key)
         keys.check()
+        objects = ObjectStores(
+            parse_object_stores(settings.object_stores), data_dir=settings.data_dir
+        )
+        objects.check()
         default_authorizer()  # parse and validate the policy set now, not on first request
         db = Database(settings)
         try:
@@ -77,7 +84,11 @@ class Runtime:
         except Error:
             db.dispose()
             raise
-        return cls(settings, db, keys, AuditLog(db, max_entry_bytes=settings.audit_max_entry_bytes))
+        runtime = cls(
+            settings, db, keys, AuditLog(db, max_entry_bytes=settings.audit_max_entry_bytes)
+        )
+        runtime.objects = objects
+        return runtime
 
     def readiness(self) -> Readiness:
         checks: dict[str, bool] = {}

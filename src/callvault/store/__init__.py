@@ -1,4 +1,5 @@
-"""Metadata database (SQLAlchemy 2 + Alembic). The encrypted object store comes later."""
+"""Metadata database (SQLAlchemy 2 + Alembic); sealed objects in :mod:`callvault.store.objects`
+(a local directory or S3, per deployment region)."""
 
 from callvault.store.db import Database
 from callvault.store.ids import ID_PATTERN, VERSION_ID_PATTERN, is_id, new_id
