@@ -44,7 +44,8 @@ def load_root_key(settings: Settings) -> bytes:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise KeyUnavailableError(
-            "no root key: run `callvault init` or set CALLVAULT_ROOT_KEY"
+            "local: no root key for the keyring: run `callvault init`, "
+            "or set CALLVAULT_ROOT_KEY or CALLVAULT_ROOT_PASSPHRASE"
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyUnavailableError(f"root key file {path} must not be readable by group or others")
