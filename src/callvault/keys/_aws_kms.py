@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from callvault import _boto
 from callvault.errors import (
     ConfigError,
     DecryptionError,
@@ -46,7 +47,6 @@ from callvault.keys._provider import KeyProvider
 
 try:
     import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # the aws extra is not installed: the constructor says so
     boto3 = None
@@ -96,28 +96,20 @@ class AwsKmsKeyProvider(KeyProvider):
             raise ConfigError("aws-kms needs boto3: pip install 'callvault[aws]'")
         if not region:
             raise ConfigError("aws-kms: a region is required")
-        if session is not None and access_key_id is not None:
-            raise ValueError("pass either a boto3 session or access keys, not both")
         if (access_key_id is None) != (secret_access_key is None):
             raise ConfigError("aws-kms: an access key id needs its secret access key")
-        if session is None:
-            session = boto3.session.Session(
-                aws_access_key_id=access_key_id,
-                aws_secret_access_key=secret_access_key.get_secret_value()
-                if secret_access_key
-                else None,
-                aws_session_token=session_token.get_secret_value() if session_token else None,
-                region_name=region,
-            )
-        config = Config(
-            connect_timeout=connect_timeout_seconds,
-            read_timeout=read_timeout_seconds,
-            retries={"total_max_attempts": max(1, max_attempts), "mode": "standard"},
-            user_agent_extra="callvault",
-        )
         self.region = region
-        self._kms: Any = session.client(
-            "kms", region_name=region, endpoint_url=endpoint_url, config=config
+        self._kms: Any = _boto.client(
+            "kms",
+            region=region,
+            endpoint_url=endpoint_url,
+            session=session,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            connect_timeout_seconds=connect_timeout_seconds,
+            read_timeout_seconds=read_timeout_seconds,
+            max_attempts=max_attempts,
         )
         self._ttl = state_ttl_seconds
         self._clock = clock

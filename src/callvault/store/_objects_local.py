@@ -59,7 +59,7 @@ class _LocalPending(PendingObject):
         try:
             os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
             self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=buffer_bytes)
-        except BaseException:
+        except BaseException:  # whatever failed, no descriptor or temp file may be left; re-raised
             os.close(fd)
             self._temp.unlink(missing_ok=True)
             raise
@@ -150,7 +150,7 @@ class LocalObjectStore(ObjectStore):
             raise NotFoundError(f"object {key} not found") from None
         try:
             info = os.fstat(fd)
-        except BaseException:
+        except BaseException:  # release the descriptor on any failure; re-raised
             os.close(fd)
             raise
         if not stat.S_ISREG(info.st_mode):

@@ -41,6 +41,7 @@ from typing import Any, Final, Literal
 
 from pydantic import SecretStr
 
+from callvault import _boto
 from callvault.errors import (
     ConfigError,
     ConflictError,
@@ -59,7 +60,6 @@ from callvault.store._objects_base import (
 
 try:
     import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # the aws extra is not installed: the constructor says so
     boto3 = None
@@ -208,25 +208,20 @@ class S3ObjectStore(ObjectStore):
                 "s3 object store: part_size_bytes must be within 5 MiB..5 GiB",
                 field="part_size_bytes",
             )
-        if session is not None and access_key_id is not None:
-            raise ValueError("pass either a boto3 session or access keys, not both")
         if (access_key_id is None) != (secret_access_key is None):
             raise ConfigError("s3 object store: an access key id needs its secret access key")
-        if session is None:
-            session = boto3.session.Session(
-                aws_access_key_id=access_key_id,
-                aws_secret_access_key=secret_access_key.get_secret_value()
-                if secret_access_key
-                else None,
-                aws_session_token=session_token.get_secret_value() if session_token else None,
-                region_name=region,
-            )
-        config = Config(
-            connect_timeout=connect_timeout_seconds,
-            read_timeout=read_timeout_seconds,
-            retries={"total_max_attempts": max(1, max_attempts), "mode": "standard"},
+        s3_client = _boto.client(
+            "s3",
+            region=region,
+            endpoint_url=endpoint_url,
+            session=session,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            connect_timeout_seconds=connect_timeout_seconds,
+            read_timeout_seconds=read_timeout_seconds,
+            max_attempts=max_attempts,
             s3={"addressing_style": addressing_style},
-            user_agent_extra="callvault",
         )
         self.bucket = bucket
         self.region = region
@@ -234,9 +229,7 @@ class S3ObjectStore(ObjectStore):
         self._put_extra: dict[str, str] = (
             {"ServerSideEncryption": server_side_encryption} if server_side_encryption else {}
         )
-        self._s3: Any = session.client(
-            "s3", region_name=region, endpoint_url=endpoint_url, config=config
-        )
+        self._s3: Any = s3_client
         self._verified = False
         self._lock = threading.Lock()
 
