@@ -19,6 +19,8 @@ in logs.
     ├── ConflictError             a precondition on current state failed  → 409
     ├── CryptoError               sealing failed
     │   └── DecryptionError       any failure to open a sealed object (one message)
+    ├── ProofError                a Merkle proof, root, size or index does not verify
+    ├── NoteError                 a signed note, verifier key or checkpoint is malformed or unsigned
     ├── KeyUnavailableError       the key provider cannot be used         → 503
     └── UnavailableError          a dependency is down                    → 503
         └── AuditUnavailableError audit log not writable: the guarded action must not happen
@@ -94,6 +96,18 @@ class DecryptionError(CryptoError):
 
     def __init__(self) -> None:
         super().__init__("sealed object could not be opened")
+
+
+class ProofError(Error):
+    """A Merkle inclusion or consistency proof, or a re-derived root, does not verify."""
+
+    code = "bad-proof"
+
+
+class NoteError(Error):
+    """A signed note, verifier key or checkpoint is malformed or not validly signed."""
+
+    code = "bad-note"
 
 
 class KeyUnavailableError(Error):

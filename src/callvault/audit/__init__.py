@@ -1,12 +1,33 @@
 """Audit trail: every denial, content read, change and key operation, by id only.
 
-This first implementation appends RFC 8785 canonical JSON entries with
-contiguous per-tenant indices to an insert-only table. The audit-log issue
-turns it into a per-tenant RFC 9162 Merkle log with signed checkpoints behind
-the same interface.
+Per-tenant RFC 9162 Merkle logs with signed checkpoints. The verifier
+(:mod:`callvault.audit.verify`, with :mod:`~callvault.audit.merkle`,
+:mod:`~callvault.audit.note` and :mod:`~callvault.audit.checkpoint`) is pure
+functions depending on `cryptography` alone, so this package loads its
+storage side lazily.
 """
 
-from callvault.audit._entry import AuditEvent, Outcome, entry_bytes
-from callvault.audit._log import AuditLog
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from callvault.audit._entry import AuditEvent, Outcome, entry_bytes
+    from callvault.audit._log import AuditLog
 
 __all__ = ["AuditEvent", "AuditLog", "Outcome", "entry_bytes"]
+
+_LAZY = {
+    "AuditEvent": "callvault.audit._entry",
+    "Outcome": "callvault.audit._entry",
+    "entry_bytes": "callvault.audit._entry",
+    "AuditLog": "callvault.audit._log",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(import_module(module), name)

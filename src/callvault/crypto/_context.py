@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import rfc8785
-from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # the verifier imports callvault.crypto without a database stack
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True, slots=True)
