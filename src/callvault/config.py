@@ -108,6 +108,36 @@ class Settings(BaseSettings):
         "(a request holds at most two), so a request never waits for or opens one.",
     )
     audit_max_entry_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    audit_origin_prefix: str = Field(
+        default="callvault.localhost/audit",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._~:/-]+$",
+        description="Checkpoint origin of each tenant's log is '<prefix>/<tenant id>'; "
+        "name this installation (e.g. 'callvault.example.org/audit'). Fixed per tenant "
+        "when its log key is made.",
+    )
+    audit_batch_max: int = Field(
+        default=512, ge=1, le=10_000, description="Most entries one group commit writes."
+    )
+    audit_batch_wait_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="Longest a group commit waits for more entries once it has one.",
+    )
+    audit_append_timeout_ms: int = Field(
+        default=5_000,
+        ge=10,
+        le=120_000,
+        description="An append not committed by then fails (503) and its action does not run.",
+    )
+    audit_checkpoint_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="How often each grown log gets a signed checkpoint (0: only on demand).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

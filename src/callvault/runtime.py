@@ -84,9 +84,7 @@ class Runtime:
         except Error:
             db.dispose()
             raise
-        runtime = cls(
-            settings, db, keys, AuditLog(db, max_entry_bytes=settings.audit_max_entry_bytes)
-        )
+        runtime = cls(settings, db, keys, AuditLog(db, EnvelopeSealer(keys), settings))
         runtime.objects = objects
         return runtime
 
@@ -105,4 +103,5 @@ class Runtime:
         return Readiness(ready=all(checks.values()), checks=checks)
 
     def close(self) -> None:
+        self.audit.close()
         self.db.dispose()

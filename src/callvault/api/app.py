@@ -34,10 +34,12 @@ def create_fastapi(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Half as many request threads as database connections: a request holds
-        # at most two at once (its transaction, and the audit commit that must
-        # precede a content read), so none waits for the pool or opens a new one.
+        # at most two at once (its transaction, and a short one of its own, e.g.
+        # a checkpoint), so none waits for the pool or opens a new one. The
+        # audit writer has connections of its own.
         threads = max(1, rt.settings.db_pool_size // 2)
         to_thread.current_default_thread_limiter().total_tokens = threads
+        rt.audit.start()
         yield
         rt.close()
 

@@ -273,7 +273,31 @@ class TranscriptOut(Out):
 class AuditEntryOut(Out):
     index: int
     entry: dict[str, Any]
+    #: The exact RFC 8785 bytes the leaf hash is taken over (UTF-8).
+    canonical: str
 
 
 class AuditEntriesOut(Out):
+    #: The log's size when read.
+    size: int
     entries: list[AuditEntryOut]
+
+
+class InclusionProofOut(Out):
+    index: int
+    size: int
+    #: Base64 hashes, leaf end first (RFC 9162 §2.1.3).
+    proof: list[str]
+
+
+class ConsistencyProofOut(Out):
+    first: int
+    second: int
+    #: Base64 hashes (RFC 9162 §2.1.4).
+    proof: list[str]
+
+
+class LogKeyOut(Out):
+    origin: str
+    #: ``<name>+<key id hex>+<base64(0x01 || Ed25519 public key)>`` (C2SP signed-note).
+    verifier_key: str

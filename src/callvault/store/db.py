@@ -42,8 +42,9 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
 class Database:
     """One engine and the transactions callvault runs on it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
         self.settings = settings
+        pool_size = settings.db_pool_size if pool_size is None else pool_size
         url = settings.db_url
         self.is_sqlite = settings.is_sqlite
         if self.is_sqlite:
@@ -53,7 +54,7 @@ class Database:
             self.engine: Engine = create_engine(
                 url,
                 connect_args={"check_same_thread": False},
-                pool_size=settings.db_pool_size,
+                pool_size=pool_size,
                 max_overflow=0,
                 pool_timeout=30,
             )
@@ -61,7 +62,7 @@ class Database:
         elif url.startswith("postgresql"):
             self.engine = create_engine(
                 url,
-                pool_size=settings.db_pool_size,
+                pool_size=pool_size,
                 max_overflow=0,
                 pool_timeout=30,
                 pool_pre_ping=True,
@@ -81,6 +82,11 @@ class Database:
         if not self.is_sqlite:
             session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
         return session
+
+    def set_tenant(self, session: Session, tenant_id: str) -> None:
+        """Move ``session``'s transaction to ``tenant_id`` (for a writer serving many tenants)."""
+        if not self.is_sqlite:
+            session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
 
     @staticmethod
     @contextmanager

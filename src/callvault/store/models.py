@@ -286,12 +286,82 @@ class DataKey(Base):
 
 
 class AuditHead(Base):
-    """Next index of each tenant's audit log (the row is locked to append)."""
+    """Size and Merkle state of each tenant's audit log (the row is locked to append)."""
 
     __tablename__ = "audit_heads"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    #: The serialised compact range (roots of the perfect subtrees covering [0, size)).
+    compact: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class AuditNode(Base):
+    """Insert-only. The hash of every complete subtree (level 0: leaves), for proofs."""
+
+    __tablename__ = "audit_nodes"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditCheckpoint(Base):
+    """Insert-only. Signed notes over the log at a size."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditLogKey(Base):
+    """The tenant log's keys: Ed25519 signing seed and the HMAC key for secrets in
+    entries, both in ``secret_sealed`` (sealed under the tenant's keys)."""
+
+    __tablename__ = "audit_log_keys"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(200))
+    verifier_key: Mapped[str] = mapped_column(String(400))
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditSink(Base):
+    """A SIEM destination for a tenant's audit log; its token or secret is sealed."""
+
+    __tablename__ = "audit_sinks"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    #: ``syslog-tls``, ``splunk-hec`` or ``webhook``.
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    #: Canonical JSON of the non-secret settings (address, CA, options).
+    config: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditSinkCursor(Base):
+    """Durable delivery position of one sink over its tenant's log (at-least-once)."""
+
+    __tablename__ = "audit_sink_cursors"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    sink_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    #: Every entry below this index has been acknowledged by the sink.
+    next_index: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: The class of the last failure (never a message with content).
+    last_error: Mapped[str | None] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEntry(Base):
@@ -321,4 +391,9 @@ TENANT_TABLES: tuple[str, ...] = (
     "audit_entries",
     "keks",
     "data_keys",
+    "audit_nodes",
+    "audit_checkpoints",
+    "audit_log_keys",
+    "audit_sinks",
+    "audit_sink_cursors",
 )

@@ -524,6 +524,37 @@ OPS: tuple[Op, ...] = (
     ),
     # audit
     Op("GET", "/v1/audit/entries", Level.TENANT, ("audit.read",), lambda _: "/v1/audit/entries"),
+    Op(
+        "GET",
+        "/v1/audit/checkpoint",
+        Level.TENANT,
+        ("audit.read",),
+        lambda _: "/v1/audit/checkpoint",
+    ),
+    Op(
+        "POST",
+        "/v1/audit/checkpoint",
+        Level.TENANT,
+        ("audit.read",),
+        lambda _: "/v1/audit/checkpoint",
+    ),
+    Op(
+        "GET",
+        "/v1/audit/proofs/inclusion",
+        Level.TENANT,
+        ("audit.read",),
+        lambda _: "/v1/audit/proofs/inclusion",
+        query=lambda _: {"index": "0", "size": "1"},
+    ),
+    Op(
+        "GET",
+        "/v1/audit/proofs/consistency",
+        Level.TENANT,
+        ("audit.read",),
+        lambda _: "/v1/audit/proofs/consistency",
+        query=lambda _: {"first": "1", "second": "1"},
+    ),
+    Op("GET", "/v1/audit/log-key", Level.TENANT, ("audit.read",), lambda _: "/v1/audit/log-key"),
 )
 
 

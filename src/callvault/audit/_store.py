@@ -1,0 +1,159 @@
+"""The log's rows: entries, subtree hashes, the head (size + compact range), checkpoints.
+
+Every function runs in the caller's transaction, which MUST be confined to
+``tenant_id`` (on PostgreSQL the row-level security policies check it).
+Appending takes the tenant's head row lock, so appends to one tenant are
+serialised and indices are contiguous, while other tenants append in parallel.
+Writes are Core ``INSERT``s of many rows at once (one statement per table per
+batch), since a log append is the hottest write callvault makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from callvault.audit.merkle import CompactRange
+from callvault.audit.proofs import Node, append_leaves
+from callvault.errors import AuditUnavailableError, ProofError
+from callvault.store.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+
+_ENTRIES = cast("Table", AuditEntry.__table__)
+_NODES = cast("Table", AuditNode.__table__)
+_HEADS = cast("Table", AuditHead.__table__)
+_CHECKPOINTS = cast("Table", AuditCheckpoint.__table__)
+#: Bind parameters per statement stay well below SQLite's and psycopg's limits.
+_ROWS_PER_STATEMENT = 2000
+
+
+def _insert_for(session: Session) -> Any:  # either dialect's insert(), with on_conflict
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _state(size: int, compact: bytes | None) -> CompactRange:
+    if compact is None:
+        if size:
+            raise AuditUnavailableError("audit head has no Merkle state")
+        return CompactRange()
+    try:
+        state = CompactRange.from_bytes(bytes(compact))
+    except ProofError:
+        raise AuditUnavailableError("audit head is malformed") from None
+    if state.size != size:
+        raise AuditUnavailableError("audit head is inconsistent")
+    return state
+
+
+def lock_head(session: Session, tenant_id: str) -> CompactRange:
+    """Lock the tenant's head row (creating it at size 0) and return its state."""
+    query = (
+        select(_HEADS.c.size, _HEADS.c.compact)
+        .where(_HEADS.c.tenant_id == tenant_id)
+        .with_for_update()
+    )
+    row = session.execute(query).first()
+    if row is None:
+        # Concurrent first appends all get here; one inserts, all then lock it.
+        session.execute(
+            _insert_for(session)(AuditHead)
+            .values(tenant_id=tenant_id, size=0, compact=None)
+            .on_conflict_do_nothing(index_elements=["tenant_id"])
+        )
+        row = session.execute(query).one()
+    return _state(int(row.size), row.compact)
+
+
+def append_locked(
+    session: Session,
+    tenant_id: str,
+    state: CompactRange,
+    entries: Sequence[bytes],
+    leaves: Sequence[bytes],
+    at: datetime,
+) -> CompactRange:
+    """Write ``entries`` (with their leaf hashes) after ``state``; the head MUST be locked."""
+    first = state.size
+    new, nodes = append_leaves(state, leaves)
+    entry_rows = [
+        {"tenant_id": tenant_id, "idx": first + i, "created_at": at, "entry": e}
+        for i, e in enumerate(entries)
+    ]
+    node_rows = [
+        {"tenant_id": tenant_id, "level": level, "idx": idx, "hash": h} for level, idx, h in nodes
+    ]
+    for table, rows in ((_ENTRIES, entry_rows), (_NODES, node_rows)):
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            session.execute(insert(table), rows[start : start + _ROWS_PER_STATEMENT])
+    session.execute(
+        update(_HEADS)
+        .where(_HEADS.c.tenant_id == tenant_id)
+        .values(size=new.size, compact=new.to_bytes())
+    )
+    return new
+
+
+def head(session: Session, tenant_id: str) -> CompactRange:
+    """The tenant's current tree state (size 0 if it has never appended)."""
+    row = session.execute(
+        select(_HEADS.c.size, _HEADS.c.compact).where(_HEADS.c.tenant_id == tenant_id)
+    ).first()
+    return CompactRange() if row is None else _state(int(row.size), row.compact)
+
+
+def entries(session: Session, tenant_id: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+    rows = session.execute(
+        select(_ENTRIES.c.idx, _ENTRIES.c.entry)
+        .where(_ENTRIES.c.tenant_id == tenant_id, _ENTRIES.c.idx >= start)
+        .order_by(_ENTRIES.c.idx)
+        .limit(limit)
+    ).all()
+    return [(int(i), bytes(e)) for i, e in rows]
+
+
+def nodes(session: Session, tenant_id: str, wanted: Iterable[Node]) -> dict[Node, bytes]:
+    wanted = list(wanted)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
+            _NODES.c.tenant_id == tenant_id,
+            tuple_(_NODES.c.level, _NODES.c.idx).in_(wanted),
+        )
+    ).all()
+    return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+
+
+def latest_checkpoint(session: Session, tenant_id: str) -> tuple[int, bytes] | None:
+    """(size, signed note) of the largest checkpoint, if any."""
+    row = session.execute(
+        select(_CHECKPOINTS.c.size, _CHECKPOINTS.c.note)
+        .where(_CHECKPOINTS.c.tenant_id == tenant_id)
+        .order_by(_CHECKPOINTS.c.size.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row.size), bytes(row.note))
+
+
+def checkpoint_at(session: Session, tenant_id: str, size: int) -> bytes | None:
+    return session.execute(
+        select(_CHECKPOINTS.c.note).where(
+            _CHECKPOINTS.c.tenant_id == tenant_id, _CHECKPOINTS.c.size == size
+        )
+    ).scalar_one_or_none()
+
+
+def store_checkpoint(
+    session: Session, tenant_id: str, size: int, root: bytes, note: bytes, at: datetime
+) -> None:
+    """Keep a signed checkpoint (a second one at the same size is not stored)."""
+    session.execute(
+        _insert_for(session)(AuditCheckpoint)
+        .values(tenant_id=tenant_id, size=size, root=root, note=note, created_at=at)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "size"])
+    )
