@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default sqlite under data_dir. PostgreSQL: "
         "postgresql+psycopg://user@host/db (the role must not be superuser or BYPASSRLS).",
     )
+    migration_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL: URL of the role that owns the schema and applies "
+        "migrations, then grants CALLVAULT_DATABASE_URL's role only what the service needs "
+        "(never UPDATE, DELETE or TRUNCATE on the audit log). The service refuses to run as "
+        "a role that owns the audit tables or holds those privileges.",
+    )
     auto_migrate: bool = Field(
         default=True, description="Apply database migrations when the service starts."
     )

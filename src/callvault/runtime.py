@@ -81,6 +81,7 @@ class Runtime:
             db.check_role()
             if settings.auto_migrate if migrate is None else migrate:
                 db.migrate()
+            db.check_audit_privileges()
         except Error:
             db.dispose()
             raise

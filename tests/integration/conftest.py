@@ -31,7 +31,7 @@ from callvault.api import create_app
 from callvault.config import Settings, load_settings
 from callvault.keys import KEYRING_FILE
 from callvault.runtime import Runtime
-from tests.integration.pg import PgCluster, PgUnavailableError, find_bindir
+from tests.integration.pg import OWNER_ROLE, PgCluster, PgUnavailableError, find_bindir
 from tests.support.world import World, build_world
 
 
@@ -71,6 +71,7 @@ def pg_world_template(
         {},
         data_dir=tmp_path_factory.mktemp("pg-world") / "data",
         database_url=pg_server.url(dbname),
+        migration_database_url=pg_server.url(dbname, user=OWNER_ROLE),
         root_key=root_key,
     )
     rt = Runtime.open(settings)
@@ -89,7 +90,7 @@ def _wants_world(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def pg_database(request: pytest.FixtureRequest, pg_server: PgCluster) -> Iterator[str]:
-    """This test's own database, owned by the unprivileged ``callvault`` role.
+    """This test's own database, owned by the unprivileged ``callvault_owner`` role.
 
     Empty, or a copy of the world template when the test uses ``pg_world``.
     """
@@ -114,7 +115,11 @@ def pg_settings(
         (tmp_path / "data" / "keyring").mkdir(parents=True, mode=0o700)
         shutil.copy2(template.keyring, tmp_path / "data" / "keyring" / KEYRING_FILE)
     return load_settings(
-        {}, data_dir=tmp_path / "data", database_url=pg_server.url(pg_database), **extra
+        {},
+        data_dir=tmp_path / "data",
+        database_url=pg_server.url(pg_database),
+        migration_database_url=pg_server.url(pg_database, user=OWNER_ROLE),
+        **extra,
     )
 
 

@@ -12,11 +12,13 @@
    and configure the server for tests: loopback only, the socket inside the
    temporary directory, no fsync.
 4. Start on a free loopback port (retrying if another process takes it first).
-5. Create the application role ``callvault`` (LOGIN NOSUPERUSER NOBYPASSRLS):
-   the row-level security policies apply to it, which is what the tests need.
+5. Create the schema owner ``callvault_owner`` (which migrates) and the
+   service role ``callvault`` (which the service runs as, granted only what it
+   needs by the owner), both LOGIN NOSUPERUSER NOBYPASSRLS: the row-level
+   security policies apply to them, which is what the tests need.
 
 :meth:`PgCluster.create_database` gives each test an empty database owned by
-that role. :meth:`PgCluster.stop` stops the server and deletes the directory.
+the owner role. :meth:`PgCluster.stop` stops the server and deletes the directory.
 Administration (roles, databases, looking past row-level security) goes
 through the bootstrap superuser ``postgres`` on the unix socket.
 """
@@ -41,6 +43,7 @@ import psycopg
 from psycopg import sql
 
 APP_ROLE = "callvault"
+OWNER_ROLE = "callvault_owner"
 SUPERUSER = "postgres"
 _SYSTEM_USER = "postgres"
 _START_ATTEMPTS = 3
@@ -87,6 +90,8 @@ class PgCluster:
     bindir: Path
     root: Path
     port: int = 0
+    #: fsync and synchronous commit on (benchmarks of durable writes); off for tests.
+    durable: bool = False
 
     @property
     def datadir(self) -> Path:
@@ -99,7 +104,7 @@ class PgCluster:
     # -- lifecycle -----------------------------------------------------------
 
     @classmethod
-    def start(cls, bindir: Path | None = None) -> PgCluster:
+    def start(cls, bindir: Path | None = None, *, durable: bool = False) -> PgCluster:
         """Steps (1)-(5) of the module docstring; raises if the server does not come up."""
         # (1)
         bindir = bindir or find_bindir()
@@ -113,7 +118,7 @@ class PgCluster:
                 ) from None
         # (2) mkdtemp in the system temp dir: short enough for the socket path and,
         # unlike pytest's per-user tmp_path, reachable by the postgres user.
-        cluster = cls(bindir=bindir, root=Path(tempfile.mkdtemp(prefix="cv-pg-")))
+        cluster = cls(bindir=bindir, root=Path(tempfile.mkdtemp(prefix="cv-pg-")), durable=durable)
         try:
             if as_root:
                 os.chown(cluster.root, owner.pw_uid, owner.pw_gid)
@@ -137,6 +142,7 @@ class PgCluster:
             # (4)
             cluster._start_on_free_port()
             # (5)
+            cluster.create_role(OWNER_ROLE, "LOGIN", "NOSUPERUSER", "NOBYPASSRLS")
             cluster.create_role(APP_ROLE, "LOGIN", "NOSUPERUSER", "NOBYPASSRLS")
         except BaseException:
             cluster.stop()
@@ -150,9 +156,9 @@ class PgCluster:
                 "listen_addresses": "127.0.0.1",
                 "port": str(self.port),
                 "unix_socket_directories": str(self.root),
-                "fsync": "off",
-                "synchronous_commit": "off",
-                "full_page_writes": "off",
+                "fsync": "on" if self.durable else "off",
+                "synchronous_commit": "on" if self.durable else "off",
+                "full_page_writes": "on" if self.durable else "off",
                 "max_connections": "200",
                 "shared_buffers": "32MB",
                 "log_min_messages": "warning",
@@ -240,7 +246,7 @@ class PgCluster:
         with self.admin() as conn:
             conn.execute(stmt)
 
-    def create_database(self, owner: str = APP_ROLE, *, template: str | None = None) -> str:
+    def create_database(self, owner: str = OWNER_ROLE, *, template: str | None = None) -> str:
         """A new database owned by ``owner``: empty, or a copy of ``template``; returns its name.
 
         A template MUST have no open connections while it is copied.

@@ -1,32 +1,96 @@
-"""On PostgreSQL too, audit entries are insert-only for the service's own role."""
+"""On PostgreSQL the audit log is write-once twice over: no grants, and triggers.
+
+The service's role holds only SELECT and INSERT on the write-once tables (the
+schema owner grants it after migrating), so it cannot change history even if
+the triggers were gone; the owner, who could, is stopped by the triggers. The
+service refuses to start as a role that could alter the log.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from callvault.config import Settings, load_settings
+from callvault.errors import ConfigError
 from callvault.runtime import Runtime
+from tests.integration.pg import OWNER_ROLE, PgCluster
 from tests.support.world import World
 
 pytestmark = pytest.mark.postgres
 
+_TAMPER = [
+    "UPDATE audit_entries SET entry = '\\x7b7d'::bytea WHERE idx = 0",
+    "DELETE FROM audit_entries WHERE idx = 0",
+    "TRUNCATE audit_entries",
+    "UPDATE audit_checkpoints SET note = '\\x00'::bytea",
+    "DELETE FROM audit_checkpoints",
+    "UPDATE audit_log_keys SET verifier_key = 'x'",
+    "DELETE FROM audit_log_keys",
+]
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE audit_entries SET entry = '\\x7b7d'::bytea WHERE idx = 0",
-        "DELETE FROM audit_entries WHERE idx = 0",
-        "TRUNCATE audit_entries",
-    ],
-)
-def test_service_role_cannot_edit_delete_or_truncate_audit_entries(
+
+def _snapshot(rt: Runtime, tenant: str) -> tuple[object, ...]:
+    with rt.db.tenant_tx(tenant) as s:
+        return (
+            rt.audit.read(s, tenant, start=0, limit=1000),
+            s.execute(text("SELECT size, note FROM audit_checkpoints ORDER BY size")).all(),
+            s.execute(text("SELECT verifier_key FROM audit_log_keys")).all(),
+        )
+
+
+@pytest.mark.parametrize("statement", _TAMPER)
+def test_service_role_has_no_privilege_to_change_history(
     pg_rt: Runtime, pg_world: World, statement: str
 ) -> None:
     tenant = pg_world.a.id
-    with pg_rt.db.tenant_tx(tenant) as s:
-        before = pg_rt.audit.read(s, tenant, start=0, limit=1000)
-    with pytest.raises(DatabaseError, match="insert-only"), pg_rt.db.tenant_tx(tenant) as s:
+    pg_rt.audit.checkpoint(tenant)
+    before = _snapshot(pg_rt, tenant)
+    with pytest.raises(DatabaseError, match="permission denied"), pg_rt.db.tenant_tx(tenant) as s:
         s.execute(text(statement))
-    with pg_rt.db.tenant_tx(tenant) as s:
-        assert pg_rt.audit.read(s, tenant, start=0, limit=1000) == before
+    assert _snapshot(pg_rt, tenant) == before
+
+
+@pytest.mark.parametrize("statement", [t for t in _TAMPER if "audit_log_keys" not in t])
+def test_owner_role_is_stopped_by_the_insert_only_triggers(
+    pg_server: PgCluster, pg_database: str, pg_rt: Runtime, pg_world: World, statement: str
+) -> None:
+    tenant = pg_world.a.id
+    pg_rt.audit.checkpoint(tenant)
+    before = _snapshot(pg_rt, tenant)
+    url = pg_server.url(pg_database, user=OWNER_ROLE).replace("+psycopg", "")
+    with psycopg.connect(url) as c:
+        c.execute("SELECT set_config('callvault.tenant_id', %s, false)", (tenant,))
+        with pytest.raises(psycopg.Error, match="insert-only"):
+            c.execute(statement)
+    assert _snapshot(pg_rt, tenant) == before
+
+
+def test_service_refuses_to_run_as_the_owner_of_the_audit_tables(
+    tmp_path: Path, pg_server: PgCluster, pg_database: str, pg_settings: Settings
+) -> None:
+    Runtime.open(pg_settings, create_key=True).close()  # migrated by the owner
+    as_owner = load_settings(
+        {},
+        data_dir=pg_settings.data_dir,
+        database_url=pg_server.url(pg_database, user=OWNER_ROLE),
+    )
+    with pytest.raises(ConfigError) as info:
+        Runtime.open(as_owner)
+    assert info.value.field == "CALLVAULT_DATABASE_URL"
+    assert "owns audit_entries" in str(info.value)
+    assert OWNER_ROLE not in str(info.value)
+
+
+def test_service_refuses_a_role_that_was_granted_update_on_the_log(
+    pg_server: PgCluster, pg_database: str, pg_settings: Settings
+) -> None:
+    Runtime.open(pg_settings, create_key=True).close()
+    with pg_server.admin(pg_database) as conn:
+        conn.execute("GRANT UPDATE, DELETE ON audit_checkpoints TO callvault")
+    with pytest.raises(ConfigError, match="UPDATE on audit_checkpoints"):
+        Runtime.open(pg_settings, migrate=False)

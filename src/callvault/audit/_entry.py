@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import rfc8785
+from callvault import canonical
 
 ENTRY_VERSION = 1
 
@@ -42,7 +42,7 @@ class AuditEvent:
 
 def entry_bytes(tenant_id: str, event: AuditEvent, at: datetime) -> bytes:
     """The canonical JSON entry for ``event`` (RFC 8785)."""
-    return rfc8785.dumps(
+    return canonical.dumps(
         {
             "v": ENTRY_VERSION,
             "tenant": tenant_id,

@@ -7,6 +7,13 @@ not, is the right fold of the perfect subtrees that decompose its range, so a
 proof for any (index, size) or (size1, size2) up to the current size needs
 O(log² n) stored hashes and one read.
 
+Where they are stored: leaf ``i`` completes its own node at level 0 and one
+more node per trailing 1 bit of ``i`` (the subtrees it closes), so the log
+keeps them *in entry i's row*, lowest level first: node ``(level, idx)`` is
+the 32 bytes at offset ``32 * level`` of the hashes of entry
+``((idx + 1) << level) - 1`` (:func:`node_location`). One row per entry, no
+separate node table to write on the append path.
+
 Pure functions, no I/O: the caller fetches :func:`needed` nodes and passes
 them to :func:`assemble`. Tested against the recursive definitions in
 :mod:`callvault.audit.merkle` for every index of trees of sizes 1-64.
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from callvault.audit.merkle import CompactRange, node_hash
+from callvault.audit.merkle import HASH_SIZE, CompactRange, node_hash
 from callvault.errors import ProofError
 
 #: (level, idx) of a perfect subtree.
@@ -102,27 +109,46 @@ def assemble(spans: Sequence[Span], nodes: Mapping[Node, bytes]) -> list[bytes]:
     return [span_hash(span, nodes) for span in spans]
 
 
-def append_leaves(
-    state: CompactRange, leaves: Iterable[bytes]
-) -> tuple[CompactRange, list[tuple[int, int, bytes]]]:
-    """Extend ``state`` by ``leaves`` (leaf hashes); also return every subtree it completes.
+def append_leaves(state: CompactRange, leaves: Iterable[bytes]) -> tuple[CompactRange, list[bytes]]:
+    """Extend ``state`` by ``leaves`` (leaf hashes); also return what each leaf's row keeps.
 
-    The nodes are ``(level, idx, hash)``: one leaf node per leaf, plus one per
-    perfect subtree the leaf closes (on average one), which is what the log
-    stores so later proofs need no re-hashing.
+    For each leaf: its hash, then the hash of every perfect subtree it
+    completes, lowest level first (32 bytes each; see the module docstring).
     """
     stack = list(state.hashes)
     size = state.size
-    nodes: list[tuple[int, int, bytes]] = []
+    rows: list[bytes] = []
     for leaf in leaves:
         h = leaf
-        nodes.append((0, size, h))
-        carry, level = size, 0
+        row = [h]
+        carry = size
         while carry & 1:
             h = node_hash(stack.pop(), h)
             carry >>= 1
-            level += 1
-            nodes.append((level, size >> level, h))
+            row.append(h)
         stack.append(h)
+        rows.append(b"".join(row))
         size += 1
-    return CompactRange(size, tuple(stack)), nodes
+    return CompactRange(size, tuple(stack)), rows
+
+
+def node_location(node: Node) -> tuple[int, int]:
+    """(entry index, byte offset) of a stored node's hash."""
+    level, idx = node
+    return ((idx + 1) << level) - 1, HASH_SIZE * level
+
+
+def nodes_from_rows(wanted: Iterable[Node], rows: Mapping[int, bytes]) -> dict[Node, bytes]:
+    """The ``wanted`` nodes cut from entry rows' hashes (missing ones are left out)."""
+    out: dict[Node, bytes] = {}
+    for node in wanted:
+        index, offset = node_location(node)
+        blob = rows.get(index)
+        if blob is not None and len(blob) >= offset + HASH_SIZE:
+            out[node] = blob[offset : offset + HASH_SIZE]
+    return out
+
+
+def rows_needed(wanted: Iterable[Node]) -> set[int]:
+    """The entry indices whose rows hold the ``wanted`` nodes."""
+    return {node_location(node)[0] for node in wanted}

@@ -19,9 +19,11 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from callvault.config import Settings
 from callvault.errors import ConfigError, UnavailableError
+from callvault.store.grants import check_service_role, grant_service_role
 
 TENANT_SETTING = "callvault.tenant_id"
 _SET_TENANT = text("SELECT set_config(:name, :tenant, true)")
@@ -140,12 +142,49 @@ class Database:
             )
 
     def migrate(self) -> None:
-        """Apply every Alembic migration up to head."""
+        """Apply every Alembic migration up to head.
+
+        On PostgreSQL with ``CALLVAULT_MIGRATION_DATABASE_URL`` the owner role
+        migrates and then grants the service role its privileges
+        (:func:`callvault.store.grants.grant_service_role`), in one transaction.
+        """
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(files("callvault.store") / "migrations"))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        owner_url = self.settings.migration_database_url
+        if self.is_sqlite or owner_url is None:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            return
+        with self.engine.connect() as conn:
+            service_role = str(conn.execute(text("SELECT current_user")).scalar_one())
+        owner = create_engine(owner_url.get_secret_value(), poolclass=NullPool)
+        try:
+            with owner.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                grant_service_role(conn, service_role)
+        except SQLAlchemyError:
+            raise UnavailableError("migrating as the owner role failed") from None
+        finally:
+            owner.dispose()
+
+    def check_audit_privileges(self) -> None:
+        """Fail closed if the service's role could rewrite or remove audit history.
+
+        PostgreSQL only (SQLite has no roles; its triggers are the wall there).
+        """
+        if self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            bad = check_service_role(conn)
+        if bad:
+            raise ConfigError(
+                "CALLVAULT_DATABASE_URL's role can alter the audit log "
+                f"({', '.join(bad)}); migrate with CALLVAULT_MIGRATION_DATABASE_URL "
+                "set to the schema owner's role",
+                field="CALLVAULT_DATABASE_URL",
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -296,17 +296,6 @@ class AuditHead(Base):
     compact: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
-class AuditNode(Base):
-    """Insert-only. The hash of every complete subtree (level 0: leaves), for proofs."""
-
-    __tablename__ = "audit_nodes"
-
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    level: Mapped[int] = mapped_column(Integer, primary_key=True)
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    hash: Mapped[bytes] = mapped_column(LargeBinary)
-
-
 class AuditCheckpoint(Base):
     """Insert-only. Signed notes over the log at a size."""
 
@@ -373,6 +362,9 @@ class AuditEntry(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     entry: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The leaf hash, then the hash of each perfect subtree this leaf completes
+    #: (lowest level first): where proofs read subtree hashes (audit/proofs.py).
+    hashes: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 #: Tables that PostgreSQL row-level security walls off by ``tenant_id``.
@@ -391,7 +383,6 @@ TENANT_TABLES: tuple[str, ...] = (
     "audit_entries",
     "keks",
     "data_keys",
-    "audit_nodes",
     "audit_checkpoints",
     "audit_log_keys",
     "audit_sinks",

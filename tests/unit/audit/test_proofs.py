@@ -14,10 +14,21 @@ def _leaves(n: int) -> list[bytes]:
     return [merkle.leaf_hash(f"entry {i}".encode()) for i in range(n)]
 
 
+def _all_nodes(size: int) -> set[proofs.Node]:
+    return {
+        (level, idx) for level in range(size.bit_length()) for idx in range(size >> level)
+    }
+
+
 def _stored(leaves: list[bytes]) -> dict[proofs.Node, bytes]:
-    state, nodes = proofs.append_leaves(merkle.CompactRange(), leaves)
+    state, rows = proofs.append_leaves(merkle.CompactRange(), leaves)
     assert state.root() == merkle.root(leaves)
-    return {(level, idx): h for level, idx, h in nodes}
+    every = _all_nodes(len(leaves))
+    stored = proofs.nodes_from_rows(every, dict(enumerate(rows)))
+    assert stored.keys() == every  # every complete subtree is kept, in its closing leaf's row
+    for (level, idx), h in stored.items():
+        assert h == merkle.root(leaves[idx << level : (idx + 1) << level])
+    return stored
 
 
 def _proof(spans: list[proofs.Span], stored: dict[proofs.Node, bytes]) -> list[bytes]:
@@ -57,15 +68,16 @@ def test_proofs_at_an_older_size_use_only_nodes_that_existed_then() -> None:
             assert proofs.needed(proofs.inclusion_spans(index, size)) <= then.keys()
 
 
-def test_appending_in_batches_stores_the_same_nodes_as_one_by_one() -> None:
+def test_appending_in_batches_stores_the_same_rows_as_all_at_once() -> None:
     leaves = _leaves(100)
     state = merkle.CompactRange()
-    batched: dict[proofs.Node, bytes] = {}
+    batched: list[bytes] = []
     for chunk in (leaves[:1], leaves[1:7], leaves[7:64], leaves[64:100]):
-        state, nodes = proofs.append_leaves(state, chunk)
-        batched.update({(level, idx): h for level, idx, h in nodes})
-    assert batched == _stored(leaves)
-    assert len(batched) == 100 + (100 - (100).bit_count())  # leaves, plus one node per merge
+        state, rows = proofs.append_leaves(state, chunk)
+        batched.extend(rows)
+    assert batched == proofs.append_leaves(merkle.CompactRange(), leaves)[1]
+    # Leaf i's row holds 1 + (trailing one bits of i) hashes.
+    assert [len(r) // 32 for r in batched[:8]] == [1, 2, 1, 3, 1, 2, 1, 4]
     assert state == merkle.CompactRange().extend(leaves)
 
 

@@ -1,4 +1,4 @@
-"""Merkle audit log: node hashes, compact range, checkpoints, log keys.
+"""Merkle audit log: subtree hashes per entry, compact range, checkpoints, log keys, sinks.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,29 +16,19 @@ branch_labels = None
 depends_on = None
 
 _NEW = (
-    "audit_nodes",
     "audit_checkpoints",
     "audit_log_keys",
     "audit_sinks",
     "audit_sink_cursors",
 )
-_INSERT_ONLY = ("audit_nodes", "audit_checkpoints")
+_INSERT_ONLY = ("audit_checkpoints",)
 
 
 def upgrade() -> None:
     with op.batch_alter_table("audit_heads", schema=None) as batch_op:
         batch_op.add_column(sa.Column("compact", sa.LargeBinary(), nullable=True))
-    op.create_table(
-        "audit_nodes",
-        sa.Column("tenant_id", sa.String(length=40), nullable=False),
-        sa.Column("level", sa.Integer(), nullable=False),
-        sa.Column("idx", sa.BigInteger(), nullable=False),
-        sa.Column("hash", sa.LargeBinary(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name=op.f("fk_audit_nodes_tenant_id_tenants")
-        ),
-        sa.PrimaryKeyConstraint("tenant_id", "level", "idx", name=op.f("pk_audit_nodes")),
-    )
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("hashes", sa.LargeBinary(), nullable=True))
     op.create_table(
         "audit_checkpoints",
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
@@ -124,19 +114,23 @@ def upgrade() -> None:
 def _backfill_merkle_state(dialect: str) -> None:
     """Give logs written before this revision their subtree hashes and compact range.
 
-    On PostgreSQL the owner is subject to the (forced) tenant policies, so they
-    are lifted for this transaction only (DDL is transactional there) and put
-    back before it commits.
+    This is the one time entries are updated: the insert-only triggers are
+    lifted inside this migration's transaction (DDL is transactional on both
+    backends) and put back before it commits. On PostgreSQL the owner is also
+    subject to the (forced) tenant policies, lifted and restored the same way.
     """
     from callvault.audit.merkle import CompactRange, leaf_hash  # noqa: PLC0415 - only here
     from callvault.audit.proofs import append_leaves  # noqa: PLC0415 - only here
 
     conn = op.get_bind()
-    walled = ("audit_heads", "audit_entries", "audit_nodes")
+    walled = ("audit_heads", "audit_entries")
     if dialect == "postgresql":
+        op.execute("ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_insert_only")
         for table in walled:
             op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
             op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    else:
+        op.execute("DROP TRIGGER audit_entries_no_update")
     heads = conn.execute(sa.text("SELECT tenant_id, size FROM audit_heads WHERE size > 0")).all()
     for tenant_id, size in heads:
         state = CompactRange()
@@ -151,12 +145,10 @@ def _backfill_merkle_state(dialect: str) -> None:
             ).all()
             if not rows or any(int(idx) != done + n for n, (idx, _e) in enumerate(rows)):
                 raise RuntimeError(f"audit log of tenant {tenant_id} is not contiguous")
-            state, nodes = append_leaves(state, [leaf_hash(bytes(e)) for _i, e in rows])
+            state, hashes = append_leaves(state, [leaf_hash(bytes(e)) for _i, e in rows])
             conn.execute(
-                sa.text(
-                    "INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES (:t, :l, :i, :h)"
-                ),
-                [{"t": tenant_id, "l": lvl, "i": i, "h": h} for lvl, i, h in nodes],
+                sa.text("UPDATE audit_entries SET hashes = :h WHERE tenant_id = :t AND idx = :i"),
+                [{"t": tenant_id, "i": done + n, "h": h} for n, h in enumerate(hashes)],
             )
             done += len(rows)
         conn.execute(
@@ -167,6 +159,12 @@ def _backfill_merkle_state(dialect: str) -> None:
         for table in walled:
             op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
             op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        op.execute("ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_insert_only")
+    else:
+        op.execute(
+            "CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries "
+            "BEGIN SELECT RAISE(ABORT, 'audit entries are insert-only'); END"
+        )
 
 
 def downgrade() -> None:
@@ -174,6 +172,7 @@ def downgrade() -> None:
     op.drop_table("audit_sinks")
     op.drop_table("audit_log_keys")
     op.drop_table("audit_checkpoints")
-    op.drop_table("audit_nodes")
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_column("hashes")
     with op.batch_alter_table("audit_heads", schema=None) as batch_op:
         batch_op.drop_column("compact")
