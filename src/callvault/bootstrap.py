@@ -77,6 +77,7 @@ def create_tenant_with_owner(
                 detail={"key": key.id},
             ),
         )
+    rt.audit.log_key(tenant_id)  # the tenant's audit log key, made now rather than on first use
     return InitResult(tenant_id=tenant_id, principal_id=owner.id, key_id=key.id, token=key.token)
 
 

@@ -7,10 +7,12 @@ use and refuses to start when any of them is not usable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from callvault.access import Gate, default_authorizer
 from callvault.audit import AuditLog
+from callvault.audit._sink_store import SinkStore
+from callvault.audit.sinks import SinkCursors, SinkDispatcher
 from callvault.config import Settings
 from callvault.crypto import Sealer
 from callvault.errors import Error, UnavailableError
@@ -32,6 +34,8 @@ from callvault.store.objects import ObjectStores, parse_object_stores
 class Readiness:
     ready: bool
     checks: dict[str, bool]
+    #: Counts only (no ids): SIEM sinks, their total backlog, how many are failing.
+    sinks: dict[str, int] = field(default_factory=dict)
 
 
 def build_keys(settings: Settings, *, create: bool = False) -> KeyHierarchy:
@@ -60,6 +64,32 @@ class Runtime:
         self.sealer: Sealer = EnvelopeSealer(keys)
         self.audit = audit
         self.gate = Gate(default_authorizer(), audit)
+        #: SIEM sinks per tenant, fed by a background dispatcher (never the request path).
+        self.sinks = SinkStore(db, self.sealer)
+        self.dispatcher = SinkDispatcher(
+            cursors=SinkCursors(db),
+            targets=self.sinks.targets,
+            read=self._read_log,
+            origin=self._log_origin,
+            size=self._log_size,
+        )
+
+    def _read_log(self, tenant_id: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        with self.db.tenant_tx(tenant_id) as s:
+            return self.audit.read(s, tenant_id, start=start, limit=limit)
+
+    def _log_origin(self, tenant_id: str) -> str:
+        with self.db.tenant_tx(tenant_id) as s:
+            return self.audit.keys.public(s, tenant_id)[0]
+
+    def _log_size(self, tenant_id: str) -> int:
+        with self.db.tenant_tx(tenant_id) as s:
+            return self.audit.size(s, tenant_id)
+
+    def start_background(self) -> None:
+        """Checkpoint schedule and SIEM delivery (the service starts them; the CLI does not)."""
+        self.audit.start()
+        self.dispatcher.start()
 
     @classmethod
     def open(
@@ -101,8 +131,19 @@ class Runtime:
                 checks[name] = True
             except (Error, UnavailableError):
                 checks[name] = False
-        return Readiness(ready=all(checks.values()), checks=checks)
+        try:
+            backlog = self.dispatcher.backlog()
+            sinks = {
+                "sinks": len(backlog),
+                "backlog": sum(backlog.values()),
+                "failing": sum(1 for n in self.dispatcher.failures().values() if n),
+            }
+        except Exception:  # noqa: BLE001 - delivery state is detail; it never decides readiness
+            sinks = {"unknown": 1}
+        return Readiness(ready=all(checks.values()), checks=checks, sinks=sinks)
 
     def close(self) -> None:
+        self.dispatcher.stop()
+        self.sinks.close()
         self.audit.close()
         self.db.dispose()

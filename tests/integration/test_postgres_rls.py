@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from psycopg import sql
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.orm import Session
 
 from callvault.audit import AuditEvent, Outcome
@@ -166,7 +166,7 @@ def test_migrations_force_row_level_security_with_a_policy_on_every_tenant_table
             }
             policies = conn.execute(
                 text(
-                    "SELECT tablename, cmd, permissive, roles, qual, with_check"
+                    "SELECT policyname, tablename, cmd, permissive, roles, qual, with_check"
                     " FROM pg_policies WHERE schemaname = 'public'"
                 )
             ).all()
@@ -193,7 +193,7 @@ def test_migrations_force_row_level_security_with_a_policy_on_every_tenant_table
         assert force, f"{table}: row level security not forced on the owner"
         # The owner role owns the tables: without FORCE it would pass every policy.
         assert owner == "callvault_owner", table
-        mine = [p for p in policies if p.tablename == table]
+        mine = [p for p in policies if p.tablename == table and p.policyname != "directory_read"]
         assert mine, f"{table}: no policy"
         for p in mine:
             assert p.cmd == "ALL", table
@@ -202,6 +202,15 @@ def test_migrations_force_row_level_security_with_a_policy_on_every_tenant_table
                 assert expr is not None, table
                 assert column in expr, table
                 assert "current_setting('callvault.tenant_id'::text, true)" in expr, table
+    # One more, on purpose: a read-only "directory" transaction may list tenants
+    # (background jobs learn whom to visit); it opens no other table.
+    directory = [p for p in policies if p.policyname == "directory_read"]
+    assert len(directory) == 1
+    assert directory[0].tablename == "tenants"
+    assert directory[0].cmd == "SELECT"
+    assert (
+        directory[0].qual == "(current_setting('callvault.scope'::text, true) = 'directory'::text)"
+    )
     # No policy anywhere else quietly opens a walled table.
     assert {p.tablename for p in policies} == set(WALLED)
 
@@ -267,6 +276,27 @@ def test_transaction_without_tenant_sees_no_rows_of_any_tenant_table(
         for table in WALLED:
             stmt = text(f"SELECT count(*) FROM {table}")  # noqa: S608 - names from WALLED
             assert s.execute(stmt).scalar_one() == 0, f"{table}: visible to an unknown tenant"
+
+
+def test_a_directory_transaction_lists_tenant_ids_and_sees_nothing_else(
+    pg_server: PgCluster, pg_database: str, pg_rt: Runtime, full_world: World
+) -> None:
+    with pg_rt.db.directory_tx() as s:
+        ids = set(s.execute(text("SELECT id FROM tenants")).scalars())
+        assert {full_world.a.id, full_world.b.id} <= ids
+        for table in WALLED:
+            if table == "tenants":
+                continue
+            stmt = text(f"SELECT count(*) FROM {table}")  # noqa: S608 - names from WALLED
+            assert s.execute(stmt).scalar_one() == 0, table
+    with (
+        pytest.raises(DatabaseError, match="read-only"),
+        pg_rt.db.directory_tx() as s,
+    ):
+        s.execute(text("UPDATE tenants SET name = 'x'"))
+    # The setting does not outlive the transaction on the pooled connection.
+    with pg_rt.db.system_tx() as s:
+        assert s.execute(text("SELECT count(*) FROM tenants")).scalar_one() == 0
 
 
 def test_tenant_setting_ends_with_its_transaction_on_a_pooled_connection(

@@ -20,6 +20,7 @@ from callvault.api.middleware import Guard
 from callvault.api.routers import (
     agents,
     audit,
+    audit_sinks,
     calls,
     deployments,
     health,
@@ -39,7 +40,7 @@ def create_fastapi(rt: Runtime) -> FastAPI:
         # audit writer has connections of its own.
         threads = max(1, rt.settings.db_pool_size // 2)
         to_thread.current_default_thread_limiter().total_tokens = threads
-        rt.audit.start()
+        rt.start_background()
         yield
         rt.close()
 
@@ -67,7 +68,8 @@ def create_fastapi(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     problems.install(app)
     # Routes are matched in order: the busiest routers first.
-    for module in (deployments, calls, agents, tenant, versions, principals, audit, health):
+    routers = (deployments, calls, agents, tenant, versions, principals, audit, audit_sinks, health)
+    for module in routers:
         app.include_router(module.router)
     return app
 

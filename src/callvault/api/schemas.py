@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from callvault.access import Role, ScopeKind
@@ -301,3 +310,27 @@ class LogKeyOut(Out):
     origin: str
     #: ``<name>+<key id hex>+<base64(0x01 || Ed25519 public key)>`` (C2SP signed-note).
     verifier_key: str
+
+
+class AuditSinkCreate(In):
+    kind: Literal["syslog-tls", "splunk-hec", "webhook"]
+    name: str = Field(min_length=1, max_length=200)
+    #: Non-secret settings of the kind (address, CA PEM, options).
+    config: dict[str, Any]
+    #: HEC token, webhook HMAC key, or the syslog client key PEM; stored sealed.
+    secret: SecretStr | None = Field(default=None)
+
+
+class AuditSinkOut(Out):
+    id: str
+    kind: str
+    name: str
+    enabled: bool
+    config: dict[str, Any]
+    has_secret: bool
+    created_at: datetime
+    #: Every entry below this index has been delivered.
+    next_index: int
+    backlog: int
+    failures: int
+    last_error: str | None

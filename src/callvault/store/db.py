@@ -26,6 +26,7 @@ from callvault.errors import ConfigError, UnavailableError
 from callvault.store.grants import check_service_role, grant_service_role
 
 TENANT_SETTING = "callvault.tenant_id"
+DIRECTORY_SETTING = "callvault.scope"
 _SET_TENANT = text("SELECT set_config(:name, :tenant, true)")
 
 
@@ -113,6 +114,22 @@ class Database:
     def system_tx(self) -> Iterator[Session]:
         """A transaction with no tenant: on PostgreSQL it sees no tenant-owned rows."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def directory_tx(self) -> Iterator[Session]:
+        """A read-only transaction that may list tenant ids, for background jobs.
+
+        On PostgreSQL it sets ``callvault.scope = 'directory'``, which one
+        SELECT-only policy on ``tenants`` (migration 0003) honours; every other
+        tenant-owned table stays walled. Use it only to learn which tenants to
+        visit, then work in each tenant's own :meth:`tenant_tx`.
+        """
+        with self._sessions() as session, session.begin():
+            if not self.is_sqlite:
+                conn = session.connection()
+                conn.execute(text("SET TRANSACTION READ ONLY"))
+                conn.execute(_SET_TENANT, {"name": DIRECTORY_SETTING, "tenant": "directory"})
             yield session
 
     def check(self) -> None:

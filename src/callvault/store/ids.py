@@ -11,7 +11,9 @@ import re
 import secrets
 from typing import Final
 
-PREFIXES: Final = frozenset({"ten", "dep", "agt", "call", "prn", "key", "rb", "rec", "kek", "dk"})
+PREFIXES: Final = frozenset(
+    {"ten", "dep", "agt", "call", "prn", "key", "rb", "rec", "kek", "dk", "snk"}
+)
 ID_PATTERN: Final = r"^[a-z]{2,4}_[a-z2-7]{26}$"
 VERSION_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 _ID_RE: Final = re.compile(ID_PATTERN)

@@ -176,6 +176,7 @@ class Ids:
     tenant_v1: str
     dep_v1: str
     agent_v1: str
+    sink: str = "snk_" + "a" * 26
 
 
 @dataclass(frozen=True)
@@ -192,12 +193,16 @@ class Op:
     body: Callable[[Ids], dict[str, Any]] | None = None
     any_of: bool = False  # ``needs`` is a choice (any one suffices), not a sequence
     content: bool = False  # allowed requests read content: an ``allowed`` audit entry each
-    fresh: str | None = None  # "call" or "principal": a new one per request (mutated by it)
+    fresh: str | None = None  # "call", "principal" or "sink": a new one per request
     label: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.method} {self.template}{self.label}"
+
+
+_SINK_CONFIG = {"url": "https://siem.invalid/hooks/audit"}
+_SINK_SECRET = "whsec_" + "m" * 40
 
 
 def _unique(prefix: str) -> str:
@@ -555,6 +560,30 @@ OPS: tuple[Op, ...] = (
         query=lambda _: {"first": "1", "second": "1"},
     ),
     Op("GET", "/v1/audit/log-key", Level.TENANT, ("audit.read",), lambda _: "/v1/audit/log-key"),
+    Op("GET", "/v1/audit/sinks", Level.TENANT, ("audit.read",), lambda _: "/v1/audit/sinks"),
+    Op(
+        "POST",
+        "/v1/audit/sinks",
+        Level.TENANT,
+        ("tenant.update",),
+        lambda _: "/v1/audit/sinks",
+        ok=201,
+        body=lambda _: {
+            "kind": "webhook",
+            "name": _unique("sink"),
+            "config": _SINK_CONFIG,
+            "secret": _SINK_SECRET,
+        },
+    ),
+    Op(
+        "DELETE",
+        "/v1/audit/sinks/{sink_id}",
+        Level.TENANT,
+        ("tenant.update",),
+        lambda t: f"/v1/audit/sinks/{t.sink}",
+        ok=204,
+        fresh="sink",
+    ),
 )
 
 
@@ -682,6 +711,11 @@ def _fresh(env: Env, op: Op, ids: Ids) -> Ids:
                 request_id=None,
             )
             return replace(ids, call=row.id)
+        if op.fresh == "sink":
+            sink = rt.sinks.create(
+                s, tenant, kind="webhook", name="fresh", config=_SINK_CONFIG, secret=_SINK_SECRET
+            )
+            return replace(ids, sink=sink.id)
         p = access.create_principal(s, tenant, kind="user", name=_unique("fresh"))
         return replace(ids, principal=p.id)
 

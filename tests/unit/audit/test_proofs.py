@@ -15,9 +15,7 @@ def _leaves(n: int) -> list[bytes]:
 
 
 def _all_nodes(size: int) -> set[proofs.Node]:
-    return {
-        (level, idx) for level in range(size.bit_length()) for idx in range(size >> level)
-    }
+    return {(level, idx) for level in range(size.bit_length()) for idx in range(size >> level)}
 
 
 def _stored(leaves: list[bytes]) -> dict[proofs.Node, bytes]:

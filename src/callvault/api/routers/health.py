@@ -27,12 +27,12 @@ async def readyz(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> 
     state = await run_blocking(rt, rt.readiness)
     checks: dict[str, Any] = dict(state.checks)
     if state.ready:
-        return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse({"status": "ready", "checks": checks, "audit_sinks": state.sinks})
     return problem(
         request,
         code="not-ready",
         title="Not ready",
         status=503,
         detail="a dependency is not usable",
-        extra={"checks": checks},
+        extra={"checks": checks, "audit_sinks": state.sinks},
     )

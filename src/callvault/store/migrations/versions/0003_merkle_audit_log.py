@@ -108,6 +108,14 @@ def upgrade() -> None:
                 "WITH CHECK (tenant_id = current_setting('callvault.tenant_id', true))"
             )
 
+    if dialect == "postgresql":
+        # Background jobs (SIEM delivery) must learn which tenants exist; this
+        # policy lets a read-only "directory" transaction list tenants and
+        # nothing else (Database.directory_tx). Other tables stay walled.
+        op.execute(
+            "CREATE POLICY directory_read ON tenants FOR SELECT "
+            "USING (current_setting('callvault.scope', true) = 'directory')"
+        )
     _backfill_merkle_state(dialect)
 
 
@@ -168,6 +176,8 @@ def _backfill_merkle_state(dialect: str) -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP POLICY directory_read ON tenants")
     op.drop_table("audit_sink_cursors")
     op.drop_table("audit_sinks")
     op.drop_table("audit_log_keys")
