@@ -21,25 +21,39 @@ from typing import Any
 import rfc8785
 
 _MAX_SAFE_INT = 2**53 - 1
+_MAX_DEPTH = 32
 _encode = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 
 
 def _simple(value: Any, depth: int = 0) -> bool:
+    # Plain loops, not all(<genexpr>): this runs on every audit append.
     kind = type(value)
-    if kind is str or value is None or kind is bool:
+    if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
-    if depth > 32:
+    if depth > _MAX_DEPTH:
         return False
     if kind is dict:
-        return all(
-            type(k) is str and k.isascii() and _simple(v, depth + 1) for k, v in value.items()
-        )
+        for k, v in value.items():
+            if type(k) is not str or not k.isascii():
+                return False
+            vkind = type(v)
+            if vkind is str or vkind is bool or v is None:
+                continue
+            if not _simple(v, depth + 1):
+                return False
+        return True
     if kind is list:
-        return all(_simple(v, depth + 1) for v in value)
+        for v in value:
+            vkind = type(v)
+            if vkind is str or vkind is bool or v is None:
+                continue
+            if not _simple(v, depth + 1):
+                return False
+        return True
     return False
 
 

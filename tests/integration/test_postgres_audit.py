@@ -8,18 +8,21 @@ service refuses to start as a role that could alter the log.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from callvault import tenancy
 from callvault.config import Settings, load_settings
 from callvault.errors import ConfigError
 from callvault.runtime import Runtime
 from tests.integration.pg import OWNER_ROLE, PgCluster
-from tests.support.world import World
+from tests.support.world import TRANSCRIPT, World
 
 pytestmark = pytest.mark.postgres
 
@@ -94,3 +97,54 @@ def test_service_refuses_a_role_that_was_granted_update_on_the_log(
         conn.execute("GRANT UPDATE, DELETE ON audit_checkpoints TO callvault")
     with pytest.raises(ConfigError, match="UPDATE on audit_checkpoints"):
         Runtime.open(pg_settings, migrate=False)
+
+
+def test_when_the_log_becomes_unwritable_mid_run_no_guarded_action_happens(
+    pg_server: PgCluster, pg_database: str, pg_rt: Runtime, pg_client: TestClient, pg_world: World
+) -> None:
+    """Content reads run while the service role loses INSERT on the log, then gets it back.
+
+    Every read that returned content has its ``allowed`` entry committed in the
+    log; every read after the revoke answered 503 with no content; a config
+    change in that window left no version behind.
+    """
+    a = pg_world.a
+    call, agent = a.calls[0], a.agents[0]
+    headers = {"Authorization": f"Bearer {a.tokens[('compliance_officer', 'tenant')]}"}
+    owner = {"Authorization": f"Bearer {a.owner_token}"}
+    served: list[str] = []
+    refused: list[str] = []
+    for n in range(30):
+        if n == 10:
+            with pg_server.admin(pg_database) as conn:
+                conn.execute("REVOKE INSERT ON audit_entries FROM callvault")
+        if n == 20:
+            with pg_server.admin(pg_database) as conn:
+                conn.execute("GRANT INSERT ON audit_entries TO callvault")
+        rid = f"mid-run-{n}"
+        r = pg_client.get(
+            f"/v1/calls/{call}/transcript",
+            headers={**headers, "X-Request-ID": rid},
+            params={"view": "full"},
+        )
+        if r.status_code == 200:
+            served.append(rid)
+            continue
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert TRANSCRIPT[1]["text"] not in r.text
+        refused.append(rid)
+        if n == 15:
+            with pg_rt.db.tenant_tx(a.id) as s:
+                before = tenancy.get_agent(s, a.id, agent).current_version_id
+            patch = pg_client.patch(f"/v1/agents/{agent}", headers=owner, json={"prompt": "x"})
+            assert patch.status_code == 503, patch.text
+            with pg_rt.db.tenant_tx(a.id) as s:
+                assert tenancy.get_agent(s, a.id, agent).current_version_id == before
+    assert refused == [f"mid-run-{n}" for n in range(10, 20)]
+    assert len(served) == 20
+    with pg_rt.db.tenant_tx(a.id) as s:
+        log = [json.loads(e) for _, e in pg_rt.audit.read(s, a.id, start=0, limit=100_000)]
+    allowed = {e["request_id"] for e in log if e["outcome"] == "allowed"}
+    assert set(served) <= allowed
+    assert not set(refused) & {e["request_id"] for e in log}

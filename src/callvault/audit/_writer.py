@@ -33,16 +33,30 @@ from callvault.errors import AuditUnavailableError
 log = logging.getLogger(__name__)
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False, slots=True)
 class Pending:
     tenant_id: str
     entries: Sequence[bytes]
     leaves: Sequence[bytes]
-    done: threading.Event = field(default_factory=threading.Event)
+    #: Held until the writer is done with this append (a bare lock is the cheapest
+    #: one-shot signal between threads; an Event costs a Condition and two locks).
+    _done: threading.Lock = field(default_factory=_held_lock)
     first: int = -1
     failed: bool = False
     #: Set by a caller that gave up waiting; the writer then skips it if it has not begun.
     abandoned: bool = False
+
+    def finish(self) -> None:
+        self._done.release()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.acquire(timeout=timeout_s)
 
 
 #: Writes the batch (one tenant's pendings per key) in one transaction and sets
@@ -64,9 +78,10 @@ class GroupCommitter:
         """Queue ``pending`` and wait for its commit; return the index of its first entry."""
         self._ensure_started()
         self._queue.put(pending)
-        if not pending.done.wait(timeout_s):
+        if not pending.wait(timeout_s):
             pending.abandoned = True
-            if not pending.done.is_set():
+            # The writer may have finished it in the meantime: look once more.
+            if not pending.wait(0):
                 raise AuditUnavailableError("audit log did not commit in time")
         if pending.failed:
             raise AuditUnavailableError("audit log is not writable")
@@ -149,7 +164,7 @@ class GroupCommitter:
     @staticmethod
     def _release(pendings: list[Pending]) -> None:
         for p in pendings:
-            p.done.set()
+            p.finish()
 
     @staticmethod
     def _fail(pendings: list[Pending], exc: Exception) -> None:
@@ -162,7 +177,7 @@ class GroupCommitter:
         )
         for p in pendings:
             p.failed = True
-            p.done.set()
+            p.finish()
 
     def _drain_after_stop(self) -> None:
         while True:
@@ -172,4 +187,4 @@ class GroupCommitter:
                 return
             if item is not None:
                 item.failed = True
-                item.done.set()
+                item.finish()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,32 @@ def _bare_tenant_at_0002(rt: Runtime) -> str:
             {"t": tenant},
         )
     return tenant
+
+
+def test_the_schedule_checkpoints_every_log_that_grew_and_only_those(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings({}, data_dir=tmp_path / "data", audit_checkpoint_interval_seconds=0.05)
+    rt = Runtime.open(settings, create_key=True)
+    try:
+        grown, quiet = _bare_tenant(rt), _bare_tenant(rt)
+        rt.audit.checkpoint_grown()  # nothing yet
+        rt.audit.append(grown, _event(), _event(n=1))
+        rt.audit.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with rt.db.tenant_tx(grown) as s:
+                sizes = list(
+                    s.execute(
+                        select(AuditCheckpoint.size).where(AuditCheckpoint.tenant_id == grown)
+                    ).scalars()
+                )
+            if sizes:
+                break
+            time.sleep(0.02)
+        assert sizes == [2]
+        with rt.db.tenant_tx(quiet) as s:
+            query = select(AuditCheckpoint.size).where(AuditCheckpoint.tenant_id == quiet)
+            assert s.execute(query).all() == []
+    finally:
+        rt.close()
