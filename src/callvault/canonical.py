@@ -27,7 +27,7 @@ _encode = json.JSONEncoder(
 ).encode
 
 
-def _simple(value: Any, depth: int = 0) -> bool:
+def _simple(value: Any, depth: int = 0) -> bool:  # noqa: PLR0911 - one return per kind of value
     # Plain loops, not all(<genexpr>): this runs on every audit append.
     kind = type(value)
     if kind is str or kind is bool or value is None:

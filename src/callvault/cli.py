@@ -8,11 +8,13 @@ as any other client.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -345,6 +347,191 @@ def keys_destroy(
     finally:
         rt.close()
     out.print(f"deployment {deployment}: {n} KEK version(s) destroyed")
+
+
+# -- audit verify: run offline by customers; no settings, data directory or database ----
+# (`audit export`, which needs the runtime, belongs on the same `audit_app`.)
+
+audit_app = typer.Typer(help="Audit log bundles: verify offline.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _pinned_key(value: str) -> str:
+    """``--trusted-key``: a verifier key string, or a file holding one."""
+    from callvault.audit.bundle import MAX_KEY_FILE_BYTES, BundleError, read_trusted_file
+    from callvault.audit.note import Verifier
+
+    try:
+        Verifier.from_key_string(value)
+    except errors.NoteError:
+        pass
+    else:
+        return value
+    try:
+        data = read_trusted_file(value, max_bytes=MAX_KEY_FILE_BYTES)
+    except BundleError:
+        fail("--trusted-key is neither a verifier key nor a readable key file", 2)
+    # A malformed key in the file is a verification failure, reported with the others.
+    return data.decode("utf-8", "replace").strip()
+
+
+@audit_app.command("verify")
+def audit_verify(
+    bundle_dir: Annotated[str, typer.Argument(metavar="DIR", help="The bundle directory.")],
+    trusted_checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-checkpoint",
+            metavar="FILE",
+            help="A checkpoint you pinned earlier: the bundle must extend that history.",
+        ),
+    ] = None,
+    trusted_key: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-key",
+            metavar="KEY_OR_FILE",
+            help="The log's verifier key, or a file holding it: the bundle must be signed by it.",
+        ),
+    ] = None,
+) -> None:
+    """Verify an exported audit bundle: signature, every entry, root, consistency.
+
+    Prints one OK line and exits 0, or one FAILED line per problem and exits 1.
+    """
+    from callvault.audit.bundle import BundleError, read_trusted_file, verify_bundle
+
+    pinned = None
+    if trusted_checkpoint is not None:
+        try:
+            pinned = read_trusted_file(trusted_checkpoint)
+        except BundleError as exc:
+            fail(f"--trusted-checkpoint: {exc.message}", 2)
+    key = _pinned_key(trusted_key) if trusted_key is not None else None
+    try:
+        verdict = verify_bundle(bundle_dir, trusted_checkpoint=pinned, trusted_key=key)
+    except Exception as exc:  # noqa: BLE001 - a verdict is always a line, never a traceback
+        typer.echo(f"FAILED: internal-error: the verifier stopped ({type(exc).__name__})")
+        raise typer.Exit(1) from None
+    for line in verdict.lines():
+        typer.echo(line)
+    if verdict.ok and not verdict.key_pinned:
+        typer.echo(
+            "WARNING: checked against the key inside the bundle only; pin the log's key "
+            "with --trusted-key (or a checkpoint with --trusted-checkpoint) to know who signed it",
+            err=True,
+        )
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+# -- audit export / log-key / checkpoint / sinks: the operator's side, on the runtime -----
+
+TenantRequired = Annotated[str, typer.Option("--tenant", help="Tenant id.")]
+
+
+@audit_app.command("export")
+def audit_export(
+    tenant: TenantRequired,
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory to write.")],
+) -> None:
+    """Write the tenant's log as a self-contained bundle (entries, checkpoint, public key)."""
+    from callvault.audit._export import export_bundle
+    from callvault.runtime import Runtime
+
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+        summary = guarded(
+            lambda: export_bundle(rt.db, rt.audit, tenant, out_dir, actor=_operator())
+        )
+    finally:
+        rt.close()
+    key = (out_dir / "log-key.txt").read_text().strip()
+    out.print(
+        f"wrote {summary.size} entries of {summary.origin} to {out_dir} "
+        f"(root {base64.b64encode(summary.root_hash).decode()}); pin the log key "
+        f"(callvault audit log-key) and check with: callvault audit verify {out_dir} "
+        f"--trusted-key '{key}'",
+        soft_wrap=True,
+    )
+
+
+@audit_app.command("log-key")
+def audit_log_key(tenant: TenantRequired) -> None:
+    """Print the tenant log's verifier key (pin it to check bundles and checkpoints)."""
+    from callvault.runtime import Runtime
+
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+
+        def read() -> str:
+            with rt.db.tenant_tx(tenant) as s:
+                return rt.audit.keys.public(s, tenant)[1]
+
+        key = guarded(read)
+    finally:
+        rt.close()
+    out.print(key, soft_wrap=True)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(tenant: TenantRequired) -> None:
+    """Sign a checkpoint over the tenant's log now and print it (a C2SP signed note)."""
+    from callvault.runtime import Runtime
+
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+        note = guarded(lambda: rt.audit.checkpoint(tenant).note)
+    finally:
+        rt.close()
+    sys.stdout.write(note.decode())
+
+
+@audit_app.command("sinks")
+def audit_sinks(tenant: TenantRequired) -> None:
+    """The tenant's SIEM sinks: kind, delivery position, backlog, failures."""
+    from callvault.audit.sinks import SinkCursors
+    from callvault.runtime import Runtime
+
+    settings = _settings()
+    rt = guarded(lambda: Runtime.open(settings))
+    try:
+
+        def read() -> list[tuple[str, str, str, int, int, int, str]]:
+            cursors = SinkCursors(rt.db)
+            with rt.db.tenant_tx(tenant) as s:
+                size = rt.audit.size(s, tenant)
+                rows = rt.sinks.rows(s, tenant)
+            out_rows = []
+            for row in rows:
+                c = cursors.get(tenant, row.id)
+                out_rows.append(
+                    (
+                        row.id,
+                        row.kind,
+                        "enabled" if row.enabled else "disabled",
+                        c.next_index,
+                        max(0, size - c.next_index),
+                        c.failures,
+                        c.last_error or "-",
+                    )
+                )
+            return out_rows
+
+        rows = guarded(read)
+    finally:
+        rt.close()
+    if not rows:
+        out.print("no sinks")
+        return
+    for sink_id, kind, state, next_index, backlog, failures, last in rows:
+        out.print(
+            f"{sink_id} {kind} {state} next={next_index} backlog={backlog} "
+            f"failures={failures} last_error={last}",
+            soft_wrap=True,
+        )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ def test_importing_the_verifier_loads_no_service_stack() -> None:
     code = (
         "import sys\n"
         "import callvault.audit.verify, callvault.audit.note, callvault.audit.checkpoint\n"
+        "import callvault.audit.bundle\n"
         "loaded = {m.split('.')[0] for m in sys.modules}\n"
         "print(sorted(loaded & {'sqlalchemy', 'fastapi', 'pydantic', 'rfc8785', 'cedarpy',"
         " 'starlette', 'httpx', 'boto3', 'argon2'}))\n"
