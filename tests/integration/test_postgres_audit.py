@@ -9,6 +9,7 @@ service refuses to start as a role that could alter the log.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from callvault import tenancy
+from callvault.audit import AuditEvent, Outcome, merkle
 from callvault.config import Settings, load_settings
 from callvault.errors import ConfigError
 from callvault.runtime import Runtime
@@ -148,3 +150,40 @@ def test_when_the_log_becomes_unwritable_mid_run_no_guarded_action_happens(
     allowed = {e["request_id"] for e in log if e["outcome"] == "allowed"}
     assert set(served) <= allowed
     assert not set(refused) & {e["request_id"] for e in log}
+
+
+def test_two_service_processes_appending_to_one_log_keep_it_contiguous(
+    pg_settings: Settings, pg_rt: Runtime, pg_world: World
+) -> None:
+    """Each process's writer caches the heads it wrote; the other's appends make that
+    cache stale, which the optimistic head update detects and retries."""
+    other = Runtime.open(pg_settings, migrate=False)
+    tenant = pg_world.a.id
+    try:
+        with pg_rt.db.tenant_tx(tenant) as s:
+            start = pg_rt.audit.size(s, tenant)
+        errors: list[BaseException] = []
+
+        def work(rt: Runtime, n: int) -> None:
+            try:
+                for i in range(40):
+                    rt.audit.append(tenant, AuditEvent("t", Outcome.SUCCESS, f"p{n}", "x", str(i)))
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=work, args=(rt, n))
+            for n, rt in enumerate([pg_rt, other, pg_rt, other])
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, [type(e).__name__ for e in errors]
+        with pg_rt.db.tenant_tx(tenant) as s:
+            rows = pg_rt.audit.read(s, tenant, start=0, limit=100_000)
+        assert [i for i, _ in rows] == list(range(start + 160))
+        cp = other.audit.checkpoint(tenant).checkpoint
+        assert cp.root_hash == merkle.root([merkle.leaf_hash(e) for _, e in rows])
+    finally:
+        other.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -41,6 +42,9 @@ from callvault.crypto import Sealer
 from callvault.errors import AuditUnavailableError, ProofError
 from callvault.store import Database
 from callvault.store.models import utcnow
+
+if TYPE_CHECKING:
+    from callvault.audit._pg_batch import PgBatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,11 @@ class AuditLog:
             max_batch=settings.audit_batch_max,
             max_wait_s=settings.audit_batch_wait_ms / 1000,
         )
+        self._pg_batch: PgBatchWriter | None = None
+        if not self._writer_db.is_sqlite:
+            from callvault.audit._pg_batch import PgBatchWriter  # noqa: PLC0415 - PostgreSQL only
+
+            self._pg_batch = PgBatchWriter(self._writer_db.engine)
         self._interval = settings.audit_checkpoint_interval_seconds
         self._grown: set[str] = set()
         self._grown_lock = threading.Lock()
@@ -86,7 +95,6 @@ class AuditLog:
         entries = self._encode(tenant_id, events)
         pending = Pending(tenant_id, entries, [leaf_hash(e) for e in entries])
         first = self._committer.submit(pending, self._timeout)
-        self._mark_grown(tenant_id)
         return list(range(first, first + len(entries)))
 
     def append_in(self, session: Session, tenant_id: str, *events: AuditEvent) -> list[int]:
@@ -105,6 +113,10 @@ class AuditLog:
     def _commit(self, groups: dict[str, list[Pending]]) -> None:
         """One transaction for the whole batch (called on the writer thread)."""
         at = utcnow()
+        if self._pg_batch is not None:
+            self._pg_batch.commit(groups, at)
+            self._mark_grown(*groups)
+            return
         tenants = sorted(groups)
         session = self._writer_db.begin_tenant(tenants[0])
         with self._writer_db.finish(session):
@@ -119,10 +131,11 @@ class AuditLog:
                 for p in pendings:
                     p.first = first
                     first += len(p.entries)
+        self._mark_grown(*tenants)
 
-    def _mark_grown(self, tenant_id: str) -> None:
+    def _mark_grown(self, *tenant_ids: str) -> None:
         with self._grown_lock:
-            self._grown.add(tenant_id)
+            self._grown.update(tenant_ids)
 
     # -- reading -------------------------------------------------------------
 

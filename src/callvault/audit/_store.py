@@ -47,7 +47,8 @@ _PG_APPEND = text(
 )
 
 
-def _offsets(parts: Sequence[bytes]) -> list[int]:
+def offsets(parts: Sequence[bytes]) -> list[int]:
+    """Start of each part in their concatenation, then the total length."""
     out = [0]
     for p in parts:
         out.append(out[-1] + len(p))
@@ -111,9 +112,9 @@ def append_locked(
                 "at": at,
                 "n": len(entries),
                 "entries": b"".join(entries),
-                "eoff": _offsets(entries),
+                "eoff": offsets(entries),
                 "hashes": b"".join(hashes),
-                "hoff": _offsets(hashes),
+                "hoff": offsets(hashes),
                 "size": new.size,
                 "compact": new.to_bytes(),
             },
