@@ -22,9 +22,39 @@ import rfc8785
 
 _MAX_SAFE_INT = 2**53 - 1
 _MAX_DEPTH = 32
-_encode = json.JSONEncoder(
+_json_encode = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+# The C encoder itself, made once: JSONEncoder.encode builds one per call,
+# which costs more than encoding a small audit detail.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encode = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(  # positional only: markers, default, str encoder, indent,
+        None,  # key and item separators, sort_keys, skipkeys, allow_nan
+        _no_default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,  # noqa: FBT003 - sort_keys (the C constructor takes no keywords)
+        False,  # noqa: FBT003 - skipkeys
+        False,  # noqa: FBT003 - allow_nan
+    )
+)
+
+
+def _encode(value: Any) -> str:
+    if _c_encode is None:  # pragma: no cover - CPython always has the C encoder
+        return _json_encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def _simple(value: Any, depth: int = 0) -> bool:  # noqa: PLR0911 - one return per kind of value
