@@ -20,7 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from callvault.audit import bundle as bundle_module
+from callvault.audit import (
+    _bundle_entries,
+    _bundle_files,
+    _bundle_format,
+    _bundle_parallel,
+    _bundle_verify,
+    _bundle_write,
+)
 from callvault.audit.bundle import (
     CHECKPOINT_FILE,
     DATA_FILES,
@@ -53,6 +60,23 @@ KEY = LOG.verifier().key_string()
 IMPOSTOR = Signer(ORIGIN, Ed25519SigningKey.generate())
 #: Appears in every entry; no message may ever repeat it.
 MARKER = "SECRET-MARKER"
+
+_IMPLEMENTATION = (
+    _bundle_format,
+    _bundle_files,
+    _bundle_entries,
+    _bundle_parallel,
+    _bundle_verify,
+    _bundle_write,
+)
+
+
+def _patch(monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> None:
+    """Patch ``name`` in every bundle module that binds it (where the code reads it)."""
+    hits = [m for m in _IMPLEMENTATION if name in vars(m)]
+    assert hits, name
+    for module in hits:
+        monkeypatch.setattr(module, name, value)
 
 
 # --- helpers (also used by tests/unit/cli/test_audit_verify.py) -----------------------------
@@ -879,7 +903,7 @@ def test_writing_and_verifying_stream_in_bounded_memory(
 ) -> None:
     import tracemalloc  # noqa: PLC0415 - only this test traces allocations
 
-    monkeypatch.setattr(bundle_module, "_READ_CHUNK", 256 * 1024)
+    _patch(monkeypatch, "_READ_CHUNK", 256 * 1024)
     pad = b"p" * 2000
 
     def peaks(n: int) -> tuple[int, int]:
@@ -915,16 +939,16 @@ def test_writing_and_verifying_stream_in_bounded_memory(
 def parallel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Force the helper-process path for any file size; count its uses."""
     used: list[int] = []
-    real = bundle_module._digest_parallel
+    real = _bundle_parallel._digest_parallel
 
     def counting(*args: object, **kwargs: object) -> object:
         used.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(bundle_module, "_PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(bundle_module, "_READ_CHUNK", 512)  # many chunks, many helpers' tasks
-    monkeypatch.setattr(bundle_module, "_can_fork", lambda: True)
-    monkeypatch.setattr(bundle_module, "_digest_parallel", counting)
+    _patch(monkeypatch, "_PARALLEL_MIN_BYTES", 0)
+    _patch(monkeypatch, "_READ_CHUNK", 512)  # many chunks, many helpers' tasks
+    _patch(monkeypatch, "_can_fork", lambda: True)
+    _patch(monkeypatch, "_digest_parallel", counting)
     return used
 
 
@@ -962,7 +986,7 @@ def test_helper_processes_reach_the_same_verdicts(tmp_path: Path, parallel: list
 def test_a_lost_helper_falls_back_to_checking_in_process(
     tmp_path: Path, parallel: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_module, "json_failure", os._exit)  # the helper dies at once
+    _patch(monkeypatch, "json_failure", os._exit)  # the helper dies at once
     path = make_bundle(tmp_path / "b", entries(100))
     assert verify_bundle(path, workers=1).ok
     set_lines(path, [*lines_of(path)[:50], line(50, b'{"a":1,"a":1}'), *lines_of(path)[51:]])
@@ -973,7 +997,7 @@ def test_a_lost_helper_falls_back_to_checking_in_process(
 def test_small_files_are_checked_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_module, "ProcessPoolExecutor", None)  # would fail if used
+    _patch(monkeypatch, "ProcessPoolExecutor", None)  # would fail if used
     assert verify_bundle(make_bundle(tmp_path / "b", entries(50)), workers=2).ok
 
 
@@ -1003,7 +1027,7 @@ def test_read_trusted_file(tmp_path: Path) -> None:
 
 
 def test_verdict_lines_and_raise() -> None:
-    failed = Verdict((bundle_module.Failure("root-mismatch", "nope"),))
+    failed = Verdict((_bundle_format.Failure("root-mismatch", "nope"),))
     assert failed.lines() == ["FAILED: root-mismatch: nope"]
     with pytest.raises(BundleError) as caught:
         failed.raise_for_failures()
