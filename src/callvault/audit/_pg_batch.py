@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from callvault.audit._store import offsets
+from callvault.audit._store import head_state, offsets
 from callvault.audit.merkle import CompactRange
 from callvault.audit.proofs import append_leaves
-from callvault.errors import AuditUnavailableError, ProofError
+from callvault.errors import AuditUnavailableError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -144,25 +144,8 @@ class PgBatchWriter:
             if lock:
                 conn.execute(_CREATE_HEAD, (tenant_id,))
             row = conn.execute(_LOCK_HEAD if lock else _READ_HEAD, (tenant_id,)).fetchone()
-            states[tenant_id] = _state(row)
+            states[tenant_id] = CompactRange() if row is None else head_state(int(row[0]), row[1])
         return states
-
-
-def _state(row: tuple[Any, ...] | None) -> CompactRange:
-    if row is None:
-        return CompactRange()
-    size, compact = int(row[0]), row[1]
-    if compact is None:
-        if size:
-            raise AuditUnavailableError("audit head has no Merkle state")
-        return CompactRange()
-    try:
-        state = CompactRange.from_bytes(bytes(compact))
-    except ProofError:
-        raise AuditUnavailableError("audit head is malformed") from None
-    if state.size != size:
-        raise AuditUnavailableError("audit head is inconsistent")
-    return state
 
 
 def _params(

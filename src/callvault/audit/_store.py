@@ -59,7 +59,8 @@ def _insert_for(session: Session) -> Any:  # either dialect's insert(), with on_
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _state(size: int, compact: bytes | None) -> CompactRange:
+def head_state(size: int, compact: bytes | None) -> CompactRange:
+    """The tree state a head row holds, checked; a bad one stops appends (503)."""
     if compact is None:
         if size:
             raise AuditUnavailableError("audit head has no Merkle state")
@@ -89,7 +90,7 @@ def lock_head(session: Session, tenant_id: str) -> CompactRange:
             .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
         row = session.execute(query).one()
-    return _state(int(row.size), row.compact)
+    return head_state(int(row.size), row.compact)
 
 
 def append_locked(
@@ -139,7 +140,7 @@ def head(session: Session, tenant_id: str) -> CompactRange:
     row = session.execute(
         select(_HEADS.c.size, _HEADS.c.compact).where(_HEADS.c.tenant_id == tenant_id)
     ).first()
-    return CompactRange() if row is None else _state(int(row.size), row.compact)
+    return CompactRange() if row is None else head_state(int(row.size), row.compact)
 
 
 def entries(session: Session, tenant_id: str, start: int, limit: int) -> list[tuple[int, bytes]]:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from callvault import tenancy
 from callvault.access import Action
@@ -30,9 +31,13 @@ _MAX = 2**63 - 1
 _NOTE = "text/plain; charset=utf-8"
 
 
+def _enforce_read(ctx: Ctx, s: Session) -> None:
+    ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
+
+
 def _allow(ctx: Ctx) -> None:
     with ctx.tx() as s:
-        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
+        _enforce_read(ctx, s)
 
 
 def _b64(items: list[bytes]) -> list[str]:
@@ -48,7 +53,7 @@ def list_entries(
 ) -> schemas.AuditEntriesOut:
     """Entries ``start`` onwards (at most ``limit``), each with its exact canonical JSON."""
     with ctx.tx() as s:
-        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
+        _enforce_read(ctx, s)
         rows = ctx.rt.audit.read(s, ctx.tenant_id, start=start, limit=limit)
         size = ctx.rt.audit.size(s, ctx.tenant_id)
     return schemas.AuditEntriesOut(
@@ -95,7 +100,7 @@ def inclusion_proof(
     if index >= size:
         raise InvalidInputError("index must be less than size", field="index")
     with ctx.tx() as s:
-        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
+        _enforce_read(ctx, s)
         try:
             proof = ctx.rt.audit.inclusion_proof(s, ctx.tenant_id, index, size)
         except ProofError:
@@ -114,7 +119,7 @@ def consistency_proof(
     if first > second:
         raise InvalidInputError("first must not exceed second", field="first")
     with ctx.tx() as s:
-        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
+        _enforce_read(ctx, s)
         try:
             proof = ctx.rt.audit.consistency_proof(s, ctx.tenant_id, first, second)
         except ProofError:
@@ -127,6 +132,6 @@ def consistency_proof(
 def log_key(ctx: CtxDep) -> schemas.LogKeyOut:
     """The log's origin and Ed25519 verifier key (C2SP note verifier key string)."""
     with ctx.tx() as s:
-        ctx.enforce(Action.AUDIT_READ, resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id)))
+        _enforce_read(ctx, s)
         origin, key = ctx.rt.audit.keys.public(s, ctx.tenant_id)
     return schemas.LogKeyOut(origin=origin, verifier_key=key)
