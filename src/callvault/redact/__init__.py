@@ -1,11 +1,23 @@
-"""Redaction for principals whose view must not include PII.
+"""PII/PHI redaction: the engine, its streaming form, audio masking.
 
-Until the redaction-engine issue lands, :func:`mask_numbers` is the view for
-redacted readers: deliberately over-broad (it masks every digit, every
-number word and every e-mail-like token), so nothing numeric a caller said
-can reach a QA reviewer. The engine replaces it with entity-level redaction.
+:class:`Redactor` finds entities (:data:`ENTITIES`) in written and ASR-style
+text, including numbers said as words; :func:`mask_numbers` is the older,
+over-broad mask kept for callers not yet moved to the engine.
 """
 
+from callvault.redact._engine import DEFAULT_MAX_CHARS, Pseudonyms, Redactor, apply
 from callvault.redact._interim import mask_numbers
+from callvault.redact._types import ENTITIES, Finding, Segment, Word, word_spans
 
-__all__ = ["mask_numbers"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "ENTITIES",
+    "Finding",
+    "Pseudonyms",
+    "Redactor",
+    "Segment",
+    "Word",
+    "apply",
+    "mask_numbers",
+    "word_spans",
+]
