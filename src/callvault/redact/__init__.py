@@ -5,16 +5,20 @@ text, including numbers said as words; :func:`mask_numbers` is the older,
 over-broad mask kept for callers not yet moved to the engine.
 """
 
-from callvault.redact._engine import DEFAULT_MAX_CHARS, Pseudonyms, Redactor, apply
+from callvault.redact._engine import DEFAULT_MAX_CHARS, NerBackend, Pseudonyms, Redactor, apply
 from callvault.redact._interim import mask_numbers
+from callvault.redact._stream import RedactionStream, Released
 from callvault.redact._types import ENTITIES, Finding, Segment, Word, word_spans
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
     "ENTITIES",
     "Finding",
+    "NerBackend",
     "Pseudonyms",
+    "RedactionStream",
     "Redactor",
+    "Released",
     "Segment",
     "Word",
     "apply",

@@ -1,41 +1,59 @@
 """The redactor: find entities in a text and replace them.
 
-(Skeleton: the recognisers land in the following commits; this file keeps the
-public shape stable for the CLI, the stream, the log processor and the
-benches.)
+Pipeline for one text: tokens with offsets (``_tokens``) → keyword context
+in one Aho-Corasick pass (``_context``) → number runs from digits and
+spoken words (``_numbers``) → candidates from runs (``_numeric``) and from
+words and letters (``_textual``) → overlap resolution → findings.
+
+Overlap rule: candidates are taken in order of score (highest first), then
+length (longest first), then entity order in :data:`ENTITIES`; a candidate
+that overlaps one already taken is dropped. Findings come back sorted by
+start offset and never overlap.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import hmac
+import os
+from bisect import bisect_right
+from typing import Protocol
 
 from callvault.errors import PayloadTooLargeError
-from callvault.redact._types import CARD_NUMBER, Finding
+from callvault.redact._context import Context
+from callvault.redact._lexicon import DIGIT_WORDS, MONTHS, ORDINALS, TEENS, TENS
+from callvault.redact._numbers import number_runs
+from callvault.redact._numeric import THRESHOLD, run_candidates
+from callvault.redact._textual import text_candidates
+from callvault.redact._tokens import Tokens
+from callvault.redact._types import ENTITIES, Finding
 
-#: Default bound on one input text (characters); larger input is refused.
-DEFAULT_MAX_CHARS = 1_048_576
+#: Default bound on one input text (characters); larger input is refused. A transcript
+#: segment or a log line is far shorter; work is linear, so the bound caps time per call.
+DEFAULT_MAX_CHARS = 65_536
 
-_TAIL = re.compile(r"(?:\b(?:\d+|oh|zero|one|two|three|four|five|six|seven|eight|nine|double|triple)\W*)+$", re.I)
-_RUN = re.compile(r"\d(?:[ -]?\d){11,18}")
+_ORDER = {e: i for i, e in enumerate(ENTITIES)}
+_PENDING_WORDS = frozenset(
+    {"at", "dot", "underscore", "dash", "hyphen", "of", "the", "plus", "double", "triple"}
+    | set(MONTHS) | set(ORDINALS)
+)  # fmt: skip
+_NUMBERISH = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"hundred", "thousand"}
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+class NerBackend(Protocol):
+    """An optional named-entity model (for PERSON and addresses beyond the rules)."""
+
+    def find(self, text: str) -> list[Finding]: ...
 
 
 class Redactor:
-    """Finds PII/PHI entities in text; thread-safe and reusable."""
+    """Finds PII/PHI entities in text; stateless after construction, so thread-safe."""
 
-    def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+    def __init__(
+        self, *, max_chars: int = DEFAULT_MAX_CHARS, ner: NerBackend | None = None
+    ) -> None:
         self.max_chars = max_chars
+        self.ner = ner
 
     def _check(self, text: str) -> None:
         if len(text) > self.max_chars:
@@ -46,52 +64,111 @@ class Redactor:
     def find(self, text: str) -> list[Finding]:
         """Entities in ``text``, sorted by start, never overlapping."""
         self._check(text)
-        out = []
-        for m in _RUN.finditer(text):
-            digits = m.group().replace(" ", "").replace("-", "")
-            if _luhn(digits):
-                out.append(Finding(m.start(), m.end(), CARD_NUMBER, 0.9))
-        return out
+        tokens = Tokens(text)
+        if not tokens.raw:
+            return []
+        ctx = Context(tokens)
+        cands: list[tuple[int, int, str, float]] = []
+        for run in number_runs(tokens):
+            cands.extend(run_candidates(tokens, ctx, run))
+        cands.extend(text_candidates(tokens, ctx))
+        if self.ner is not None:
+            cands.extend((f.start, f.end, f.entity, f.score) for f in self.ner.find(text))
+        return resolve(cands)
 
     def open_tail(self, text: str) -> int:
         """Where the part of ``text`` that more text could still turn into a finding begins.
 
         ``len(text)`` when nothing is pending. A stream holds back
         ``text[open_tail(text):]`` (within its window) until the next segment
-        arrives, because a number run or a context phrase at the end may be
-        the first half of an entity split across segments.
+        arrives: a number run, a spelled letter sequence, an e-mail address
+        or a date still being said at the end may be the first half of an
+        entity split across segments.
         """
-        m = _TAIL.search(text)
-        return m.start() if m else len(text)
+        self._check(text)
+        tokens = Tokens(text)
+        n = len(tokens)
+        if n == 0:
+            return len(text)
+        low = tokens.low
+        k = n - 1
+        # Walk back over tokens that could be part of a value still being said.
+        start = n
+        while k >= 0 and n - k <= 40:
+            w = low[k]
+            if (
+                w.isdigit()
+                or w in _NUMBERISH
+                or w in _PENDING_WORDS
+                or (len(w) == 1 and w.isalpha())
+                or w in ("-", "/", ".", "(", "+", "'", "@", "_")
+                or (k >= n - 3 and w.isalpha() and _before_connector(low, k))
+            ):
+                start = k
+                k -= 1
+                continue
+            break
+        if start == n:
+            return len(text)
+        # A trailing word that only joins ("the", "of") with nothing numeric after it is settled.
+        if all(low[j] in ("the", "of", ".", "-") for j in range(start, n)):
+            return len(text)
+        return tokens.starts[start]
 
     def redact(self, text: str, pseudonyms: Pseudonyms | None = None) -> str:
         """``text`` with every finding replaced by ``[ENTITY]`` (or a pseudonym)."""
         return apply(text, self.find(text), pseudonyms)
 
 
+_JOINERS = frozenset({"dot", "at", "underscore", "dash", "hyphen", ".", "@", "_", "-"})
+
+
+def _before_connector(low: list[str], k: int) -> bool:
+    """Token ``k`` is joined to a neighbour by an e-mail connector ("john dot smith")."""
+    return (k + 1 < len(low) and low[k + 1] in _JOINERS) or (k > 0 and low[k - 1] in _JOINERS)
+
+
+def resolve(cands: list[tuple[int, int, str, float]]) -> list[Finding]:
+    """Apply the overlap rule (module docstring) to scored candidates."""
+    cands = [c for c in cands if c[3] >= THRESHOLD and c[1] > c[0]]
+    if not cands:
+        return []
+    cands.sort(key=lambda c: (-c[3], c[0] - c[1], _ORDER.get(c[2], 99)))
+    # Taken spans stay sorted and disjoint, so one neighbour on each side decides overlap.
+    starts: list[int] = []
+    taken: list[tuple[int, int, str, float]] = []
+    for c in cands:
+        k = bisect_right(starts, c[0])
+        if k > 0 and taken[k - 1][1] > c[0]:
+            continue
+        if k < len(taken) and taken[k][0] < c[1]:
+            continue
+        starts.insert(k, c[0])
+        taken.insert(k, c)
+    return [Finding(s, e, ent, round(score, 2)) for s, e, ent, score in taken]
+
+
 class Pseudonyms:
     """Stable per-call pseudonyms: the same value gets the same ``[ENTITY_n]``.
 
-    Holds a keyed digest of each value (never the value) for the life of one
-    call, so a transcript can say ``[CARD_NUMBER_1]`` twice for one card.
+    Keeps only an HMAC of each normalised value under a random per-instance
+    key (never the value), for the life of one call or one stream.
     """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], int] = {}
+        self._key = os.urandom(32)
+        self._seen: dict[tuple[str, bytes], int] = {}
         self._count: dict[str, int] = {}
 
     def label(self, entity: str, value: str) -> str:
-        key = (entity, _normal(value))
+        norm = "".join(ch for ch in value.lower() if ch.isalnum())
+        key = (entity, hmac.digest(self._key, norm.encode(), hashlib.sha256))
         n = self._seen.get(key)
         if n is None:
             n = self._count.get(entity, 0) + 1
             self._count[entity] = n
             self._seen[key] = n
         return f"[{entity}_{n}]"
-
-
-def _normal(value: str) -> str:
-    return "".join(ch for ch in value.lower() if ch.isalnum())
 
 
 def apply(text: str, findings: list[Finding], pseudonyms: Pseudonyms | None = None) -> str:

@@ -1,0 +1,243 @@
+"""The spoken-number normaliser: number runs as digit streams mapped back to tokens.
+
+A *run* is a maximal stretch of tokens that reads as digits: digit strings,
+digit words ("four", "oh", "zero"), "double"/"triple", teens and tens ("forty
+two" → 42, "forty one eleven" → 4111), year forms ("nineteen eighty four" →
+1984, "two thousand and five" → 2005), hundreds, and the numeric homophones
+for/to/too/won/ate only where they sit between two number tokens. Hyphens,
+slashes, dots, brackets and fillers ("um", "er") may sit inside a run; a
+comma or full stop followed by a space, or any other word, ends it.
+
+Each digit keeps the tokens it came from, so a recogniser that accepts
+``digits[i:j]`` reports the character span ``tokens.starts[first] ..
+tokens.ends[last]`` of the original text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callvault.redact._lexicon import (
+    DIGIT_WORDS,
+    FILLERS,
+    HOMOPHONES,
+    REPEATS,
+    TEENS,
+    TENS,
+    WEAK_ZEROS,
+)
+from callvault.redact._tokens import Tokens
+
+_INNER_PUNCT = frozenset("-/.()")
+_NUMERIC_WORDS = (
+    frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | frozenset(REPEATS)
+) - WEAK_ZEROS
+_SCALE = {"hundred": 100, "thousand": 1000}
+
+
+@dataclass(slots=True)
+class Run:
+    """One number run: its digits and, per digit, the first and last token it came from."""
+
+    digits: str
+    first_tok: list[int]
+    last_tok: list[int]
+    spoken: bool  # at least one digit came from a word
+    seps: list[str]  # separator before each digit: "" inside a token, else the gap text
+
+    def span(self, tokens: Tokens, i: int, j: int) -> tuple[int, int]:
+        """Character span of ``digits[i:j]``."""
+        return tokens.starts[self.first_tok[i]], tokens.ends[self.last_tok[j - 1]]
+
+    def boundaries(self) -> list[int]:
+        """Digit offsets where a token boundary falls (0 and len included)."""
+        inner = [
+            k
+            for k in range(1, len(self.digits))
+            if self.first_tok[k] != self.first_tok[k - 1] or self.seps[k]
+        ]
+        return [0, *inner, len(self.digits)]
+
+    def groups(self) -> list[int]:
+        """Lengths of the written digit groups (separated by any gap or punctuation)."""
+        out: list[int] = []
+        n = 0
+        for k in range(len(self.digits)):
+            if k and self.seps[k]:
+                out.append(n)
+                n = 0
+            n += 1
+        out.append(n)
+        return out
+
+
+def _is_numberish(tokens: Tokens, i: int) -> bool:
+    low = tokens.low[i]
+    return low.isdigit() or low in _NUMERIC_WORDS
+
+
+def _scaled(low: list[str], i: int, end: int) -> tuple[int, int] | None:
+    """Parse a cardinal with hundred/thousand starting at ``i``: (value, next index)."""
+    total = 0
+    current = 0
+    k = i
+    seen_scale = False
+    while k < end:
+        w = low[k]
+        if w in DIGIT_WORDS and w not in WEAK_ZEROS and w != "zero":
+            current += DIGIT_WORDS[w]
+        elif w in TEENS:
+            current += TEENS[w]
+        elif w in TENS:
+            current += TENS[w]
+            if k + 1 < end and low[k + 1] in DIGIT_WORDS and DIGIT_WORDS[low[k + 1]] > 0:
+                current += DIGIT_WORDS[low[k + 1]]
+                k += 1
+        elif w.isdigit() and len(w) <= 3 and not seen_scale:
+            current += int(w)
+        elif w in _SCALE:
+            if current == 0:
+                break
+            if w == "hundred":
+                current *= 100
+            else:
+                total += current * 1000
+                current = 0
+            seen_scale = True
+        elif (
+            (w == "and" and seen_scale and k + 1 < end and low[k + 1] in _NUMERIC_WORDS)
+            or w in FILLERS
+            or w == "-"
+        ):
+            pass
+        else:
+            break
+        k += 1
+        # A cardinal is only "scaled" if a scale word follows its first part.
+        if (
+            not seen_scale
+            and k < end
+            and low[k] not in _SCALE
+            and low[k] != "-"
+            and not (low[k] in DIGIT_WORDS and low[k - 1] in TENS)
+        ):
+            return None
+    if not seen_scale:
+        return None
+    return total + current, k
+
+
+def number_runs(tokens: Tokens) -> list[Run]:
+    """Every number run in ``tokens``, in order."""
+    low = tokens.low
+    n = len(low)
+    runs: list[Run] = []
+    i = 0
+    while i < n:
+        if not _is_numberish(tokens, i) and not (
+            low[i] in WEAK_ZEROS and i + 1 < n and _is_numberish(tokens, i + 1)
+        ):
+            i += 1
+            continue
+        run = Run(digits="", first_tok=[], last_tok=[], spoken=False, seps=[])
+        digits: list[str] = []
+        pending_sep = ""
+        k = i
+        while k < n:
+            w = low[k]
+            gap = tokens.gap(k) if digits else ""
+            if digits and ("," in gap or ";" in gap):
+                break
+            if w.isdigit():
+                for d_i, ch in enumerate(w):
+                    digits.append(ch)
+                    run.first_tok.append(k)
+                    run.last_tok.append(k)
+                    run.seps.append((pending_sep or gap) if d_i == 0 and len(digits) > 1 else "")
+                pending_sep = ""
+                k += 1
+                continue
+            scaled = _scaled(low, k, n) if (w in DIGIT_WORDS or w in TEENS or w in TENS) else None
+            if scaled is not None:
+                value, nxt = scaled
+                text = str(value)
+                for d_i, ch in enumerate(text):
+                    digits.append(ch)
+                    run.first_tok.append(k)
+                    run.last_tok.append(nxt - 1)
+                    run.seps.append(" " if d_i == 0 and len(digits) > 1 else "")
+                run.spoken = True
+                k = nxt
+                continue
+            if w in DIGIT_WORDS and (
+                w not in WEAK_ZEROS or _weak_zero_ok(tokens, k, in_run=bool(digits))
+            ):
+                _push(run, digits, str(DIGIT_WORDS[w]), k, k)
+                k += 1
+                continue
+            if w in TEENS:
+                _push(run, digits, str(TEENS[w]), k, k)
+                k += 1
+                continue
+            if w in TENS:
+                nxt = k + 1
+                if nxt < n and low[nxt] == "-":
+                    nxt += 1
+                if (
+                    nxt < n
+                    and low[nxt] in DIGIT_WORDS
+                    and DIGIT_WORDS[low[nxt]] > 0
+                    and (low[nxt] not in WEAK_ZEROS)
+                ):
+                    _push(run, digits, str(TENS[w] + DIGIT_WORDS[low[nxt]]), k, nxt)
+                    k = nxt + 1
+                else:
+                    _push(run, digits, str(TENS[w]), k, k)
+                    k += 1
+                continue
+            if w in REPEATS:
+                nxt = k + 1
+                if nxt < n and (
+                    low[nxt] in DIGIT_WORDS or (low[nxt].isdigit() and len(low[nxt]) == 1)
+                ):
+                    d = low[nxt] if low[nxt].isdigit() else str(DIGIT_WORDS[low[nxt]])
+                    _push(run, digits, d * REPEATS[w], k, nxt)
+                    k = nxt + 1
+                    continue
+                break
+            if digits and w in HOMOPHONES and k + 1 < n and _is_numberish(tokens, k + 1):
+                _push(run, digits, str(HOMOPHONES[w]), k, k)
+                k += 1
+                continue
+            if digits and (w in _INNER_PUNCT or w in FILLERS) and k + 1 < n:
+                if w == "." and (tokens.text[tokens.ends[k] : tokens.ends[k] + 1] == " "):
+                    break  # a full stop, not a dot between digit groups
+                nxt = k + 1
+                if _is_numberish(tokens, nxt) or low[nxt] in WEAK_ZEROS or low[nxt] in FILLERS:
+                    pending_sep = w if w not in FILLERS else " "
+                    k += 1
+                    continue
+            break
+        if digits:
+            run.digits = "".join(digits)
+            runs.append(run)
+        i = max(k, i + 1)
+    return runs
+
+
+def _weak_zero_ok(tokens: Tokens, k: int, *, in_run: bool) -> bool:
+    """'oh'/'o'/'nil' is a zero inside a run or right before another number token."""
+    if in_run:
+        return True
+    nxt = k + 1
+    return nxt < len(tokens) and (_is_numberish(tokens, nxt) or tokens.low[nxt] in WEAK_ZEROS)
+
+
+def _push(run: Run, digits: list[str], value: str, first: int, last: int) -> None:
+    for d_i, ch in enumerate(value):
+        sep = " " if d_i == 0 and digits else ""
+        digits.append(ch)
+        run.first_tok.append(first)
+        run.last_tok.append(last)
+        run.seps.append(sep)
+    run.spoken = True
