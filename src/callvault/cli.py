@@ -9,6 +9,7 @@ as any other client.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -163,6 +164,73 @@ def serve(
         fail("TLS context was not created", 70)
     restrict_to_tls13(config.ssl)
     uvicorn.Server(config).run()
+
+
+@app.command()
+def redact(
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl",
+            help='Read JSON Lines {"id": <string or integer>, "text": <string>} on stdin.',
+        ),
+    ] = False,
+    pseudonyms: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonyms",
+            help="Replace each value with [ENTITY_n], the same n for the same value "
+            "anywhere in the stream (memory then grows with the distinct values seen), "
+            "instead of [ENTITY].",
+        ),
+    ] = False,
+    max_chars: Annotated[
+        int | None,
+        typer.Option(
+            "--max-chars",
+            min=1,
+            help="Longest text, in characters, redacted in one piece "
+            "(default: the setting CALLVAULT_REDACT_MAX_CHARS, 65536).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Redact JSON Lines from stdin to stdout, one output line per input line, as they come.
+
+    Writes {"id", "redacted", "findings": [{"start", "end", "entity", "score"}]};
+    start and end are Python str indices (Unicode code points) into the input
+    text. A line that cannot be redacted (invalid UTF-8 or JSON, not an object,
+    no string "text", "id" not a string or integer, blank, too long) is answered
+    with {"id": <id or null>, "line": N, "error": <code>} and one line on
+    stderr naming line N (never its content); the stream goes on. A UTF-8 BOM
+    on the first line and CRLF line ends are accepted. Exit 0 when every line
+    was redacted, 1 when any failed.
+    """
+    from callvault.redact import Pseudonyms, Redactor
+    from callvault.redact._jsonl import LineError, redact_jsonl
+
+    if not jsonl:
+        fail("redact reads JSON Lines only: pass --jsonl", 64)
+    settings = _settings(redact_max_chars=max_chars)
+
+    def report(problem: LineError) -> None:
+        typer.echo(f"callvault: line {problem.line}: {problem.message}", err=True)
+
+    try:
+        summary = redact_jsonl(
+            sys.stdin.buffer,
+            sys.stdout.buffer,
+            Redactor(max_chars=settings.redact_max_chars),
+            pseudonyms=Pseudonyms() if pseudonyms else None,
+            on_error=report,
+        )
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a killed Unix filter would.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
+    if summary.failed:
+        fail(f"{summary.failed} of {summary.lines} lines failed", 1)
 
 
 # -- configuration versions, through the API -------------------------------------------

@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         le=86_400,
         description="How often each grown log gets a signed checkpoint (0: only on demand).",
     )
+    redact_max_chars: int = Field(
+        default=65_536,
+        ge=1,
+        le=16_777_216,
+        description="Longest text (characters) redacted in one piece; longer is refused. "
+        "`callvault redact --jsonl` also refuses, without reading it whole, a line over "
+        "4 bytes per character plus 64 KiB.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

@@ -45,8 +45,11 @@ _KEYWORDS: Final = {
         visa|mastercard|master card|amex|american express|the card|payment card|card digits""",
     CVV: """security code|cvv|cvc|cvv2|csc|cvc2|three digits on the back|three digit code|
         3 digit code|digits on the back|last three digits|last 3 digits|number on the back|
-        back of the card|security number|card verification|verification code|signature strip|
-        three digit security|four digit code on the front|cid""",
+        back of the card|security number|card verification|verification code|
+        signature strip|
+        three digit security|four digit code on the front|cid|on the back|the back|back of it|
+        back it's|
+        at the back|reverse|cvv number|security digits""",
     EXPIRY: """expiry|expiry date|expiration|expiration date|expires|expire|exp|exp date|
         valid until|valid thru|valid through|valid to|end date|good thru|good through|expiring|
         runs out|end of""",
@@ -61,13 +64,17 @@ _KEYWORDS: Final = {
     ROUTING: """routing number|routing|aba|transit number|aba number|routing no""",
     IBAN: """iban|i b a n|international bank account""",
     DOB: """date of birth|dob|d o b|d . o . b|d . o . b .|born|birthday|birth date|birthdate|
-        date of birth is|born on|born in|d o b is|birth""",
+        date of birth is|born on|born in|d o b is|birth|birthday's|birth's|dob's|
+        date of birth's|birth date's""",
     PHONE: """phone|phone number|mobile|mobile number|contact number|landline|telephone|
         cell|cell phone|cellphone|call me|reach me|ring me|call back|callback|text me|
         phone no|tel|number to call|best number|daytime number|home number|work number|
         mobile no|contact me|whatsapp|call me on|get me on|reach me at|reach me on""",
-    EMAIL: """email|e-mail|e mail|email address|e - mail|mail address|emails""",
-    POSTCODE: """postcode|post code|postal code|zip|zip code|zipcode""",
+    EMAIL: """email|e-mail|e mail|email address|e - mail|mail address|emails|email's|
+        send it to|
+        address is""",
+    POSTCODE: """postcode|post code|postal code|zip|zip code|zipcode|zip's|postcode's|
+        post code's""",
     ADDRESS: """address|live at|i live|living at|home address|street|flat|apartment|apt|
         suite|house number|residential""",
     NAME: """my name is|name is|name's|this is|i am|i'm|speaking to|it's|full name|

@@ -9,10 +9,15 @@ MMDDYYYY when the day-first reading is impossible).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Final
+
 from callvault.redact._checks import valid_date
 from callvault.redact._lexicon import DIGIT_WORDS, MONTHS, ORDINAL_SUFFIXES, ORDINALS, TEENS, TENS
 from callvault.redact._tokens import Tokens
 
+#: Dates after this year are no birth dates.
+THIS_YEAR: Final = datetime.now(UTC).year
 _SKIP = frozenset({"the", "of", ",", "'", "\u2019", "-", "/", ".", "in"})
 
 
@@ -63,7 +68,7 @@ def _two_digits(low: list[str], i: int, n: int) -> tuple[int, int] | None:
     return None
 
 
-def _year(low: list[str], i: int, n: int) -> tuple[int, int] | None:
+def year_at(low: list[str], i: int, n: int) -> tuple[int, int] | None:
     """A year at ``i``: 1984, '84, 84, nineteen eighty four, two thousand and five, eighty four."""
     if i < n and low[i] in ("'", "\u2019"):
         i += 1
@@ -141,7 +146,7 @@ def month_dates(tokens: Tokens) -> list[tuple[int, int, int]]:
         k = nxt
         while k < n and low[k] in (",", "of", "in"):
             k += 1
-        year = _year(low, k, n)
+        year = year_at(low, k, n)
         y = 0
         if year:
             y, last = year[0], year[1] - 1
@@ -169,10 +174,6 @@ def digit_date(digits: str, groups: list[int]) -> bool:
         return _ok(int(digits[:2]), int(digits[2:4]), _full(digits[4:])) or _ok(
             int(digits[2:4]), int(digits[:2]), _full(digits[4:])
         )
-    if n in (5, 7):  # "one three eighty four" style: D MM YY / D MM YYYY
-        return _ok(int(digits[0]), int(digits[1:3]), _full(digits[3:])) or _ok(
-            int(digits[:2]), int(digits[2]), _full(digits[3:])
-        )
     return False
 
 
@@ -186,4 +187,4 @@ def _full(y: str) -> int:
 
 
 def _ok(day: int, month: int, year: int) -> bool:
-    return valid_date(day, month, year) and 1900 <= year <= 2026
+    return valid_date(day, month, year) and 1900 <= year <= THIS_YEAR

@@ -101,8 +101,8 @@ class Redactor:
                 or w in _NUMBERISH
                 or w in _PENDING_WORDS
                 or (len(w) == 1 and w.isalpha())
-                or w in ("-", "/", ".", "(", "+", "'", "@", "_")
-                or (k >= n - 3 and w.isalpha() and _before_connector(low, k))
+                or w in ("-", "/", ".", ",", "(", "+", "'", "@", "_")
+                or (w.isalnum() and _before_connector(low, k))
             ):
                 start = k
                 k -= 1
@@ -111,7 +111,7 @@ class Redactor:
         if start == n:
             return len(text)
         # A trailing word that only joins ("the", "of") with nothing numeric after it is settled.
-        if all(low[j] in ("the", "of", ".", "-") for j in range(start, n)):
+        if all(low[j] in ("the", "of", ".", "-", ",") for j in range(start, n)):
             return len(text)
         return tokens.starts[start]
 

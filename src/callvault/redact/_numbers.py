@@ -28,7 +28,12 @@ from callvault.redact._lexicon import (
 )
 from callvault.redact._tokens import Tokens
 
-_INNER_PUNCT = frozenset("-/.()")
+_INNER_PUNCT = frozenset("-/.(),")
+# Hesitations and self-corrections a caller makes inside a number ("5020, sorry, 0689").
+_CORRECTIONS = frozenset({"sorry", "pardon"})
+_RUN_FILLERS = FILLERS | _CORRECTIONS
+#: The separator recorded where a caller corrected themselves ("4804, sorry, 4808 ...").
+CORRECTION = "!"
 _NUMERIC_WORDS = (
     frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | frozenset(REPEATS)
 ) - WEAK_ZEROS
@@ -146,8 +151,6 @@ def number_runs(tokens: Tokens) -> list[Run]:
         while k < n:
             w = low[k]
             gap = tokens.gap(k) if digits else ""
-            if digits and ("," in gap or ";" in gap):
-                break
             if w.isdigit():
                 for d_i, ch in enumerate(w):
                     digits.append(ch)
@@ -209,12 +212,20 @@ def number_runs(tokens: Tokens) -> list[Run]:
                 _push(run, digits, str(HOMOPHONES[w]), k, k)
                 k += 1
                 continue
-            if digits and (w in _INNER_PUNCT or w in FILLERS) and k + 1 < n:
+            if digits and (w in _INNER_PUNCT or w in _RUN_FILLERS) and k + 1 < n:
                 if w == "." and (tokens.text[tokens.ends[k] : tokens.ends[k] + 1] == " "):
                     break  # a full stop, not a dot between digit groups
                 nxt = k + 1
-                if _is_numberish(tokens, nxt) or low[nxt] in WEAK_ZEROS or low[nxt] in FILLERS:
-                    pending_sep = w if w not in FILLERS else " "
+                if (
+                    _is_numberish(tokens, nxt)
+                    or low[nxt] in WEAK_ZEROS
+                    or low[nxt] in _RUN_FILLERS
+                    or (low[nxt] in _INNER_PUNCT and w not in _INNER_PUNCT)
+                ):
+                    if w in _CORRECTIONS or pending_sep == CORRECTION:
+                        pending_sep = CORRECTION
+                    else:
+                        pending_sep = w if w not in _RUN_FILLERS else " "
                     k += 1
                     continue
             break

@@ -16,8 +16,8 @@ from callvault.redact import _context as ctxk
 from callvault.redact._checks import card_prefix_ok, luhn, nhs_ok, ssn_ok
 from callvault.redact._context import Context
 from callvault.redact._dates import digit_date
-from callvault.redact._lexicon import US_STATES
-from callvault.redact._numbers import Run
+from callvault.redact._lexicon import STREET_SUFFIXES, US_STATES
+from callvault.redact._numbers import CORRECTION, Run
 from callvault.redact._tokens import Tokens
 from callvault.redact._types import (
     BANK_ACCOUNT,
@@ -47,7 +47,7 @@ _VALUE_CATS: Final = frozenset(
 class _Where:
     """The context of one candidate window: nearest keyword, and all around it."""
 
-    __slots__ = ("around", "nearest", "plus", "state_before")
+    __slots__ = ("around", "nearest", "plus", "plus_tok", "state_before", "street_before")
 
     def __init__(self, tokens: Tokens, ctx: Context, first: int, last: int) -> None:
         self.nearest = ctx.nearest(first, _VALUE_CATS) if ctx else None
@@ -55,7 +55,21 @@ class _Where:
         prev = tokens.low[first - 1] if first > 0 else ""
         prev2 = tokens.low[first - 2] if first > 1 else ""
         self.plus = prev in ("+", "plus") or (prev == "(" and prev2 in ("+", "plus"))
-        self.state_before = prev in US_STATES or (prev == "," and prev2 in US_STATES)
+        self.plus_tok = first - 1 if prev in ("+", "plus") else first - 2
+        self.state_before = _state(tokens, first - 1) or (prev == "," and _state(tokens, first - 2))
+        # A ZIP after a street address: "... Lopez Boulevard, Springfield, 03526".
+        self.street_before = any(
+            tokens.low[k] in STREET_SUFFIXES or _state(tokens, k)
+            for k in range(max(0, first - 6), first)
+        )
+
+
+def _state(tokens: Tokens, k: int) -> bool:
+    """A US state name, or its two-letter code in capitals ("OH", not "oh")."""
+    if k < 0 or tokens.low[k] not in US_STATES:
+        return False
+    raw = tokens.raw[k]
+    return len(raw) > 2 or raw.isupper()
 
 
 def _us_phone_shape(seps: list[str], groups: list[int]) -> bool:
@@ -67,7 +81,9 @@ def _nanp(d: str) -> bool:
     return len(d) == 10 and d[0] in "23456789" and d[3] in "23456789" and d[1:3] != "11"
 
 
-def classify(d: str, groups: list[int], seps: list[str], where: _Where) -> tuple[str, float] | None:
+def classify(
+    d: str, groups: list[int], seps: list[str], where: _Where, *, whole: bool = True
+) -> tuple[str, float] | None:
     """The best entity for digit string ``d`` in its context, or None."""
     n = len(d)
     near = where.nearest
@@ -77,9 +93,12 @@ def classify(d: str, groups: list[int], seps: list[str], where: _Where) -> tuple
     if ctxk.DOB in around and 4 <= n <= 8 and digit_date(d, groups):
         return DATE_OF_BIRTH, 0.9 if near == ctxk.DOB else 0.75
     if 12 <= n <= 19 and luhn(d):
-        if card_prefix_ok(d):
-            return CARD_NUMBER, 0.99 if ctxk.CARD in around else (0.6 if other else 0.9)
-        if ctxk.CARD in around and not other:
+        carded = ctxk.CARD in around
+        # Inside a longer run, a card needs its context or the usual 15/16 digits.
+        plausible = whole or carded or n in (15, 16)
+        if card_prefix_ok(d) and plausible:
+            return CARD_NUMBER, 0.99 if carded else (0.4 if other else 0.9)
+        if carded and not other:
             return CARD_NUMBER, 0.8
     if where.plus and 8 <= n <= 15:
         return PHONE_NUMBER, 0.9
@@ -91,7 +110,7 @@ def classify(d: str, groups: list[int], seps: list[str], where: _Where) -> tuple
         if not other and near not in (ctxk.ACCOUNT, ctxk.ROUTING, ctxk.CARD, ctxk.SSN, ctxk.SORT):
             return NHS_NUMBER, 0.75
     if n == 9 and ssn_ok(d):
-        if near == ctxk.SSN or (ctxk.SSN in around and near not in (ctxk.ACCOUNT, ctxk.ROUTING)):
+        if ctxk.SSN in around and near != ctxk.ROUTING:
             return US_SSN, 0.95
         if (
             groups == [3, 2, 4]
@@ -108,7 +127,7 @@ def classify(d: str, groups: list[int], seps: list[str], where: _Where) -> tuple
         return CARD_EXPIRY, 0.9
     if (near == ctxk.SORT and n == 8) or (near == ctxk.ACCOUNT and 6 <= n <= 17):
         return BANK_ACCOUNT, 0.9
-    zip_ctx = near == ctxk.POSTCODE or where.state_before
+    zip_ctx = near == ctxk.POSTCODE or where.state_before or (where.street_before and n == 5)
     if zip_ctx and (n == 5 or (n == 9 and groups == [5, 4])):
         return POSTCODE, 0.85 if near in (
             ctxk.POSTCODE,
@@ -129,9 +148,9 @@ def classify(d: str, groups: list[int], seps: list[str], where: _Where) -> tuple
 def _expiry(d: str) -> bool:
     n = len(d)
     if n == 4:
-        return 1 <= int(d[:2]) <= 12
+        return 1 <= int(d[:2]) <= 12 and 15 <= int(d[2:]) <= 45
     if n == 3:
-        return 1 <= int(d[0]) <= 9
+        return 1 <= int(d[0]) <= 9 and 15 <= int(d[1:]) <= 45
     if n == 6:
         return 1 <= int(d[:2]) <= 12 and d[2:4] == "20"
     return False
@@ -146,6 +165,8 @@ def _phone(d: str, groups: list[int], seps: list[str], where: _Where) -> float |
         return None
     if n == 11 and d[0] == "0" and d[1] in "123578":
         return 0.95 if ctx else 0.85
+    if d.startswith("00") and 12 <= n <= 15 and d[2] != "0":
+        return 0.9  # international prefix: 0044 7930 084077
     if n == 12 and d.startswith("44") and d[2] in "123578":
         return 0.9
     if n == 13 and d.startswith("440") and d[3] in "123578":
@@ -177,10 +198,22 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
         return []
     out: list[Candidate] = []
     first, last = run.first_tok[0], run.last_tok[-1]
-    whole = classify(d, run.groups(), run.seps, _Where(tokens, ctx, first, last))
+    where = _Where(tokens, ctx, first, last)
+    whole = classify(d, run.groups(), run.seps, where)
     if whole is not None and whole[1] >= THRESHOLD:
         s, e = run.span(tokens, 0, n)
+        if where.plus and whole[0] == PHONE_NUMBER:
+            s = tokens.starts[where.plus_tok]
         return [(s, e, whole[0], whole[1])]
+    if CORRECTION in run.seps:
+        # "4804, sorry, 4808 1978 ...": the value is what follows the last correction; the
+        # abandoned digits before it are masked with it.
+        k = len(run.seps) - 1 - run.seps[::-1].index(CORRECTION)
+        seps = ["", *run.seps[k + 1 :]]
+        again = classify(d[k:], _groups(seps), seps, _Where(tokens, ctx, run.first_tok[k], last))
+        if again is not None and again[1] >= THRESHOLD:
+            s, e = run.span(tokens, 0, n)
+            return [(s, e, again[0], again[1])]
     bounds = run.boundaries()
     bi = 0
     while bi < len(bounds) - 1:
@@ -196,7 +229,7 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
             seps = ["", *run.seps[i + 1 : j]]
             groups = _groups(seps)
             where = _Where(tokens, ctx, run.first_tok[i], run.last_tok[j - 1])
-            got = classify(d[i:j], groups, seps, where)
+            got = classify(d[i:j], groups, seps, where, whole=False)
             if got is not None and got[1] >= THRESHOLD:
                 s, e = run.span(tokens, i, j)
                 out.append((s, e, got[0], got[1]))

@@ -13,10 +13,12 @@ from typing import Final
 from callvault.redact import _context as ctxk
 from callvault.redact._checks import iban_ok, nino_prefix_ok
 from callvault.redact._context import Context
-from callvault.redact._dates import month_dates
+from callvault.redact._dates import THIS_YEAR, month_dates, year_at
 from callvault.redact._lexicon import (
     DIGIT_WORDS,
+    HOMOPHONES,
     IBAN_LENGTHS,
+    MONTHS,
     PHONETIC,
     STOP_WORDS,
     STREET_SUFFIXES,
@@ -27,6 +29,7 @@ from callvault.redact._lexicon import (
 )
 from callvault.redact._tokens import Tokens
 from callvault.redact._types import (
+    CARD_EXPIRY,
     DATE_OF_BIRTH,
     EMAIL_ADDRESS,
     IBAN,
@@ -110,29 +113,81 @@ def _digits(tokens: Tokens, i: int) -> tuple[str, int] | None:
     return None
 
 
-def _alnum_run(tokens: Tokens, i: int, limit: int) -> list[tuple[str, int]]:
-    """Characters from token ``i`` on, as (chars, token index after) per step, up to ``limit``."""
-    out: list[tuple[str, int]] = []
+Step = tuple[tuple[str, ...], int]  # the readings of one step (same length), token after it
+_SPELL_SKIP: Final = frozenset({"-", ",", "um", "uh", "er", "erm"})
+_AMBIGUOUS: Final = {"o": ("0", "O"), "oh": ("0", "O")}
+_MAX_AMBIGUOUS: Final = 6
+
+
+def _spell(
+    tokens: Tokens, i: int, limit: int, *, words_ok: bool = False, lead: bool = False
+) -> list[Step]:
+    """A spelled-out code from token ``i``: letters, digits and number words, up to ``limit``.
+
+    "o"/"oh" read as both zero and the letter O; homophones ("won", "to")
+    count as digits after a digit; with ``words_ok`` any short word counts
+    as its letters (an IBAN's bank code said as "trio" or written "nwbk").
+    """
+    out: list[Step] = []
     total = 0
     n = len(tokens)
     k = i
     while k < n and total < limit:
         low = tokens.low[k]
-        if low in ("-", "um", "uh", "er", "erm") and out:
+        if low in _SPELL_SKIP and out:
             k += 1
             continue
-        got = _digits(tokens, k)
-        if got is not None:
-            chars, nxt = got
+        readings: tuple[str, ...]
+        if low in _AMBIGUOUS:
+            readings, nxt = _AMBIGUOUS[low], k + 1
+        elif (out or lead) and low in HOMOPHONES and k + 1 < n and _digits(tokens, k + 1):
+            readings, nxt = (str(HOMOPHONES[low]),), k + 1
         else:
-            letters = _letters(tokens, k)
-            if letters is None:
-                break
-            chars, nxt = letters, k + 1
-        total += len(chars)
-        out.append((chars, nxt))
+            got = _digits(tokens, k)
+            if got is not None:
+                readings, nxt = (got[0],), got[1]
+            else:
+                letters = _letters(tokens, k)
+                raw = tokens.raw[k]
+                if letters is None and words_ok and out and raw.isalpha() and len(raw) <= 4:
+                    letters = raw.upper()
+                if letters is None or not letters.isascii():
+                    break
+                readings, nxt = (letters,), k + 1
+        total += len(readings[0])
+        out.append((readings, nxt))
         k = nxt
     return out
+
+
+def _readings(steps: list[Step]) -> list[str]:
+    """Every reading of ``steps`` (the first ``_MAX_AMBIGUOUS`` ambiguous steps branch)."""
+    acc = [""]
+    branched = 0
+    for readings, _nxt in steps:
+        if len(readings) > 1 and branched < _MAX_AMBIGUOUS:
+            branched += 1
+            acc = [a + r for a in acc for r in readings]
+        else:
+            acc = [a + readings[0] for a in acc]
+    return acc
+
+
+def _prefix(tokens: Tokens, i: int) -> tuple[str, int] | None:
+    """Two letters at ``i``: one two-letter token ("GB", "gb") or two spelled letters."""
+    raw = tokens.raw[i]
+    if len(raw) == 2 and raw.isalpha() and raw.isascii():
+        return raw.upper(), i + 1
+    a = _letters(tokens, i)
+    if a is None or len(a) != 1:
+        return None
+    k = i + 1
+    if k < len(tokens) and tokens.low[k] == ",":
+        k += 1
+    b = _letters(tokens, k) if k < len(tokens) else None
+    if b is None or len(b) != 1:
+        return None
+    return a + b, k + 1
 
 
 def _ibans(tokens: Tokens) -> list[Candidate]:
@@ -140,29 +195,30 @@ def _ibans(tokens: Tokens) -> list[Candidate]:
     n = len(tokens)
     i = 0
     while i < n:
-        raw = tokens.raw[i]
-        cc: str | None = None
-        start_next = i + 1
-        if len(raw) == 2 and raw.isalpha() and raw.upper() in IBAN_LENGTHS:
-            cc = raw.upper()
-        elif i + 1 < n:
-            a, b = _letters(tokens, i), _letters(tokens, i + 1)
-            if a and b and len(a) == 1 and len(b) == 1 and (a + b) in IBAN_LENGTHS:
-                cc, start_next = a + b, i + 2
-        if cc is None or start_next >= n or _digits(tokens, start_next) is None:
+        got = _prefix(tokens, i)
+        if got is None or got[0] not in IBAN_LENGTHS or got[1] >= n:
+            i += 1
+            continue
+        cc, k = got
+        if tokens.low[k] == "," and k + 1 < n:
+            k += 1
+        if _digits(tokens, k) is None and tokens.low[k] not in _AMBIGUOUS:
             i += 1
             continue
         want = IBAN_LENGTHS[cc] - 2
-        acc = ""
-        for chars, nxt in _alnum_run(tokens, start_next, want):
-            acc += chars
-            if len(acc) == want:
-                if iban_ok(cc + acc):
-                    out.append((tokens.starts[i], tokens.ends[nxt - 1], IBAN, 0.99))
-                    i = nxt - 1
+        steps = _spell(tokens, k, want, words_ok=True)
+        length = 0
+        end_step = -1
+        for idx, (readings, _nxt) in enumerate(steps):
+            length += len(readings[0])
+            if length == want:
+                end_step = idx
                 break
-            if len(acc) > want:
-                break
+        if end_step >= 0 and any(iban_ok(cc + r) for r in _readings(steps[: end_step + 1])):
+            nxt = steps[end_step][1]
+            out.append((tokens.starts[i], tokens.ends[nxt - 1], IBAN, 0.99))
+            i = nxt
+            continue
         i += 1
     return out
 
@@ -171,37 +227,46 @@ def _ninos(tokens: Tokens, ctx: Context) -> list[Candidate]:
     out: list[Candidate] = []
     n = len(tokens)
     for i in range(n):
+        got = _prefix(tokens, i)
+        if got is None or not nino_prefix_ok(got[0]) or got[1] >= n:
+            continue
+        k = got[1]
         raw = tokens.raw[i]
-        if len(raw) == 2 and raw.isalpha():
-            prefix, k = raw.upper(), i + 1
-        elif len(raw) == 1 and i + 1 < n:
-            a, b = _letters(tokens, i), _letters(tokens, i + 1)
-            if not (a and b and len(a) == 1 and len(b) == 1):
-                continue
-            prefix, k = a + b, i + 2
-        else:
+        context = ctxk.NINO in ctx.before(i) if ctx else False
+        # A two-letter word ("on", "am") is a prefix only with the keyword or glued to digits.
+        if raw.lower() in _SHORT_WORDS and not context and tokens.gap(k):
             continue
-        if not nino_prefix_ok(prefix) or k >= n or _digits(tokens, k) is None:
-            continue
-        acc = ""
+        if i > 0 and _letters(tokens, i - 1) is not None and len(tokens.raw[i - 1]) == 1:
+            continue  # "c l m 683757": a longer spelled code, not a NINO
+        steps = _spell(tokens, k, 7, lead=True)
+        digits = ""
         end = k
-        for chars, nxt in _alnum_run(tokens, k, 6):
-            if not chars.isdigit():
+        for readings, nxt in steps:
+            chars = next((r for r in readings if r.isdigit()), None)
+            if chars is None or len(digits) + len(chars) > 6:
                 break
-            acc += chars
+            digits += chars
             end = nxt
-            if len(acc) >= 6:
+            if len(digits) == 6:
                 break
-        if len(acc) != 6:
+        if len(digits) != 6 or (end < n and _digits(tokens, end) is not None):
             continue
-        if end < n:
-            suffix = _letters(tokens, end)
-            if suffix in ("A", "B", "C", "D"):
-                end += 1
-        lowered = not raw.isupper()
-        score = 0.95 if (ctxk.NINO in ctx.before(i) or not lowered) else 0.7
-        out.append((tokens.starts[i], tokens.ends[end - 1], UK_NINO, score))
+        j = end
+        while j < n and tokens.low[j] in (",", "-"):
+            j += 1
+        if j < n and _letters(tokens, j) in ("A", "B", "C", "D"):
+            end = j + 1
+        out.append((tokens.starts[i], tokens.ends[end - 1], UK_NINO, 0.95 if context else 0.8))
     return out
+
+
+_SHORT_WORDS: Final = frozenset(
+    {"am", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "if", "in", "is", "it", "me",
+     "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we", "ya", "ye"}
+)  # fmt: skip
+_LOCAL_STOP_EMAIL: Final = _LOCAL_STOP | {"thats", "its", "and", "or", "to", "me", "is", "at"}
+_DOTS: Final = frozenset({"dot", ".", "period", "point"})
+_DOMAIN_STOP: Final = frozenset({"and", "or", "thank", "thanks", "please", "yeah", "is", "the"})
 
 
 def _emails(tokens: Tokens) -> list[Candidate]:
@@ -212,48 +277,59 @@ def _emails(tokens: Tokens) -> list[Candidate]:
     low = tokens.low
     n = len(low)
     for a in range(1, n - 2):
-        if low[a] not in _AT:
+        if low[a] not in _AT or (low[a] == "@" and not tokens.gap(a) and not tokens.gap(a + 1)):
             continue
-        # Domain: label (connector label)+ ending in a TLD.
-        k = a + 1
-        labels = 0
-        last_label = ""
-        end = -1
-        while (k < n and tokens.is_word(k)) or (k < n and low[k].isdigit()):
-            labels += 1
-            last_label = low[k]
-            k += 1
-            if k < n and low[k] in ("dot", ".", "period", "point"):
-                if last_label in TLDS and labels > 1:
-                    end = k - 1
-                k += 1
-                continue
-            if last_label in TLDS and labels > 1:
-                end = k - 1
-            break
-        if end < 0 or labels > 6:
+        end = _domain_end(tokens, a + 1)
+        if end < 0:
             continue
-        # Local part: word (connector word)* before "at".
-        j = a - 1
-        if low[j] in _LOCAL_STOP and low[j] not in _CONNECTORS:
+        start = _local_start(tokens, a)
+        if start < 0:
             continue
-        start = j
-        words = 1
-        while j - 2 >= 0 and low[j - 1] in _CONNECTORS and low[j - 2] not in _LOCAL_STOP:
-            j -= 2
-            start = j
-            words += 1
-        # An unjoined name before the local part ("john smith at ...") when spoken.
-        if (
-            words == 1
-            and j - 1 >= 0
-            and tokens.is_word(j - 1)
-            and low[j - 1] not in _LOCAL_STOP
-            and not (j - 2 >= 0 and low[j - 2] in _AT)
-        ):
-            start = j - 1
         out.append((tokens.starts[start], tokens.ends[end], EMAIL_ADDRESS, 0.9))
     return out
+
+
+def _domain_end(tokens: Tokens, k: int) -> int:
+    """Last token of a said domain from ``k`` ("g m a i l dot c o m"), or -1."""
+    low = tokens.low
+    n = len(low)
+    labels = 0
+    cur = ""
+    cur_tokens = 0
+    end = -1
+    while k < n and labels < 6:
+        w = low[k]
+        if w in _DOTS and cur:
+            labels += 1
+            cur, cur_tokens = "", 0
+        elif (w.isalnum() and w not in _DOMAIN_STOP and cur_tokens < 6) or (w == "-" and cur):
+            cur += w
+            cur_tokens += 1
+            if labels and cur in TLDS:
+                end = k
+        else:
+            break
+        k += 1
+    return end
+
+
+def _local_start(tokens: Tokens, a: int) -> int:
+    """First token of the local part said before "at" (token ``a``), or -1."""
+    low = tokens.low
+    j = a - 1
+    start = -1
+    count = 0
+    while j >= 0 and count < 6:
+        w = low[j]
+        if w in _CONNECTORS and start >= 0 and j > 0 and low[j - 1] not in _LOCAL_STOP_EMAIL:
+            j -= 1
+            continue
+        if not w.isalnum() or w in _LOCAL_STOP_EMAIL:
+            break
+        start = j
+        count += 1
+        j -= 1
+    return start
 
 
 def _postcodes(tokens: Tokens, ctx: Context) -> list[Candidate]:
@@ -282,14 +358,16 @@ def _postcodes(tokens: Tokens, ctx: Context) -> list[Candidate]:
         ):
             i += 1
             continue
-        acc = ""
+        steps = _spell(tokens, i, 8)
         matched = -1
-        for chars, nxt in _alnum_run(tokens, i, 8):
-            acc += chars
-            if 5 <= len(acc) <= 7 and _POSTCODE_FULL.fullmatch(acc):
-                area = re.match(r"[A-Z]+", acc)
-                if area and area.group() in _POSTCODE_AREAS:
-                    matched = nxt
+        length = 0
+        for idx, (readings, nxt) in enumerate(steps):
+            length += len(readings[0])
+            if 5 <= length <= 7:
+                for r in _readings(steps[: idx + 1]):
+                    area = _POSTCODE_FULL.fullmatch(r)
+                    if area and area.group(1) in _POSTCODE_AREAS:
+                        matched = nxt
         if matched > 0 and matched - i >= 3:
             out.append((tokens.starts[i], tokens.ends[matched - 1], POSTCODE, 0.85))
             i = matched
@@ -413,10 +491,33 @@ def _persons(tokens: Tokens) -> list[Candidate]:
 
 def _birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
     out: list[Candidate] = []
-    for first, last, _year in month_dates(tokens):
+    for first, last, year in month_dates(tokens):
+        if year > THIS_YEAR:
+            continue  # not a birth date, whatever the context says
         if ctxk.DOB in ctx.before(first, 12) or ctxk.DOB in ctx.after(last):
             out.append((tokens.starts[first], tokens.ends[last], DATE_OF_BIRTH, 0.92))
     return out
+
+
+def _expiry_months(tokens: Tokens, ctx: Context) -> list[Candidate]:
+    """A card expiry said with a month name: "expires september twenty seven"."""
+    out: list[Candidate] = []
+    low = tokens.low
+    n = len(low)
+    for m in range(n):
+        if low[m] not in MONTHS or ctx.nearest(m, _EXPIRY_NEAR, 6) != ctxk.EXPIRY:
+            continue
+        k = m + 1
+        while k < n and low[k] in ("of", ",", "/"):
+            k += 1
+        year = year_at(low, k, n)
+        if year is None or not 2000 <= year[0] <= 2060:
+            continue
+        out.append((tokens.starts[m], tokens.ends[year[1] - 1], CARD_EXPIRY, 0.9))
+    return out
+
+
+_EXPIRY_NEAR: Final = frozenset({ctxk.EXPIRY, ctxk.DOB, ctxk.OTHER})
 
 
 def text_candidates(tokens: Tokens, ctx: Context) -> list[Candidate]:
@@ -428,4 +529,5 @@ def text_candidates(tokens: Tokens, ctx: Context) -> list[Candidate]:
     out.extend(_persons(tokens))
     if ctx:
         out.extend(_birth_dates(tokens, ctx))
+        out.extend(_expiry_months(tokens, ctx))
     return out
