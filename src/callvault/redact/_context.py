@@ -131,6 +131,9 @@ class Context:
     def __bool__(self) -> bool:
         return bool(self._hits)
 
+    def any_of(self, categories: frozenset[str]) -> bool:
+        return any(h[2] in categories for h in self._hits)
+
     def before(self, first: int, window: int = BEFORE) -> list[str]:
         """Categories of hits ending in the ``window`` tokens before ``first``, nearest first."""
         hi = bisect_left(self._ends, first)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from bisect import bisect_right
 from typing import Protocol
 
@@ -37,6 +38,8 @@ _PENDING_WORDS = frozenset(
     {"at", "dot", "underscore", "dash", "hyphen", "of", "the", "plus", "double", "triple"}
     | set(MONTHS) | set(ORDINALS)
 )  # fmt: skip
+_DIGIT = re.compile(r"\d")
+_NUMBER_CUES = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"double", "triple"}
 _NUMBERISH = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"hundred", "thousand"}
 
 
@@ -69,8 +72,9 @@ class Redactor:
             return []
         ctx = Context(tokens)
         cands: list[tuple[int, int, str, float]] = []
-        for run in number_runs(tokens):
-            cands.extend(run_candidates(tokens, ctx, run))
+        if _DIGIT.search(text) or not _NUMBER_CUES.isdisjoint(tokens.low):
+            for run in number_runs(tokens):
+                cands.extend(run_candidates(tokens, ctx, run))
         cands.extend(text_candidates(tokens, ctx))
         if self.ner is not None:
             cands.extend((f.start, f.end, f.entity, f.score) for f in self.ner.find(text))

@@ -10,6 +10,7 @@ account number, after "account number" they are.
 from __future__ import annotations
 
 from bisect import bisect_right
+from copy import copy
 from typing import Final
 
 from callvault.redact import _context as ctxk
@@ -47,20 +48,37 @@ _VALUE_CATS: Final = frozenset(
 class _Where:
     """The context of one candidate window: nearest keyword, and all around it."""
 
-    __slots__ = ("around", "nearest", "plus", "plus_tok", "state_before", "street_before")
+    __slots__ = ("_first", "_tokens", "around", "nearest", "plus", "plus_tok", "state_before")
 
     def __init__(self, tokens: Tokens, ctx: Context, first: int, last: int) -> None:
-        self.nearest = ctx.nearest(first, _VALUE_CATS) if ctx else None
-        self.around = set(ctx.before(first)) | set(ctx.after(last)) if ctx else set()
-        prev = tokens.low[first - 1] if first > 0 else ""
-        prev2 = tokens.low[first - 2] if first > 1 else ""
+        self._tokens = tokens
+        self._first = first
+        if ctx:
+            self.nearest = ctx.nearest(first, _VALUE_CATS)
+            self.around = set(ctx.before(first)) | set(ctx.after(last))
+        else:
+            self.nearest = None
+            self.around = set()
+        low = tokens.low
+        prev = low[first - 1] if first > 0 else ""
+        prev2 = low[first - 2] if first > 1 else ""
         self.plus = prev in ("+", "plus") or (prev == "(" and prev2 in ("+", "plus"))
         self.plus_tok = first - 1 if prev in ("+", "plus") else first - 2
         self.state_before = _state(tokens, first - 1) or (prev == "," and _state(tokens, first - 2))
-        # A ZIP after a street address: "... Lopez Boulevard, Springfield, 03526".
-        self.street_before = any(
+
+    def inner(self) -> _Where:
+        """The same context for a window that starts inside the run."""
+        other = copy(self)
+        other.plus = other.state_before = False
+        return other
+
+    @property
+    def street_before(self) -> bool:
+        """A street or state just before: a ZIP after an address ("Lopez Boulevard, 03526")."""
+        tokens = self._tokens
+        return any(
             tokens.low[k] in STREET_SUFFIXES or _state(tokens, k)
-            for k in range(max(0, first - 6), first)
+            for k in range(max(0, self._first - 6), self._first)
         )
 
 
@@ -127,7 +145,7 @@ def classify(
         return CARD_EXPIRY, 0.9
     if (near == ctxk.SORT and n == 8) or (near == ctxk.ACCOUNT and 6 <= n <= 17):
         return BANK_ACCOUNT, 0.9
-    zip_ctx = near == ctxk.POSTCODE or where.state_before or (where.street_before and n == 5)
+    zip_ctx = near == ctxk.POSTCODE or where.state_before or (n == 5 and where.street_before)
     if zip_ctx and (n == 5 or (n == 9 and groups == [5, 4])):
         return POSTCODE, 0.85 if near in (
             ctxk.POSTCODE,
@@ -214,6 +232,10 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
         if again is not None and again[1] >= THRESHOLD:
             s, e = run.span(tokens, 0, n)
             return [(s, e, again[0], again[1])]
+    # Windows inside a run share its context (no keyword sits inside a run); only the first
+    # window can follow a "+" or a state name.
+    run_where = where
+    inner = where.inner()
     bounds = run.boundaries()
     bi = 0
     while bi < len(bounds) - 1:
@@ -228,7 +250,7 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
                 break
             seps = ["", *run.seps[i + 1 : j]]
             groups = _groups(seps)
-            where = _Where(tokens, ctx, run.first_tok[i], run.last_tok[j - 1])
+            where = run_where if i == 0 else inner
             got = classify(d[i:j], groups, seps, where, whole=False)
             if got is not None and got[1] >= THRESHOLD:
                 s, e = run.span(tokens, i, j)

@@ -190,20 +190,20 @@ def _prefix(tokens: Tokens, i: int) -> tuple[str, int] | None:
     return a + b, k + 1
 
 
-def _ibans(tokens: Tokens) -> list[Candidate]:
+def _ibans(tokens: Tokens, shorts: list[int]) -> list[Candidate]:
     out: list[Candidate] = []
     n = len(tokens)
-    i = 0
-    while i < n:
+    done = -1
+    for i in shorts:
+        if i < done:
+            continue
         got = _prefix(tokens, i)
         if got is None or got[0] not in IBAN_LENGTHS or got[1] >= n:
-            i += 1
             continue
         cc, k = got
         if tokens.low[k] == "," and k + 1 < n:
             k += 1
         if _digits(tokens, k) is None and tokens.low[k] not in _AMBIGUOUS:
-            i += 1
             continue
         want = IBAN_LENGTHS[cc] - 2
         steps = _spell(tokens, k, want, words_ok=True)
@@ -215,18 +215,15 @@ def _ibans(tokens: Tokens) -> list[Candidate]:
                 end_step = idx
                 break
         if end_step >= 0 and any(iban_ok(cc + r) for r in _readings(steps[: end_step + 1])):
-            nxt = steps[end_step][1]
-            out.append((tokens.starts[i], tokens.ends[nxt - 1], IBAN, 0.99))
-            i = nxt
-            continue
-        i += 1
+            done = steps[end_step][1]
+            out.append((tokens.starts[i], tokens.ends[done - 1], IBAN, 0.99))
     return out
 
 
-def _ninos(tokens: Tokens, ctx: Context) -> list[Candidate]:
+def _ninos(tokens: Tokens, ctx: Context, shorts: list[int]) -> list[Candidate]:
     out: list[Candidate] = []
     n = len(tokens)
-    for i in range(n):
+    for i in shorts:
         got = _prefix(tokens, i)
         if got is None or not nino_prefix_ok(got[0]) or got[1] >= n:
             continue
@@ -440,7 +437,7 @@ def _persons(tokens: Tokens) -> list[Candidate]:
     out: list[Candidate] = []
     low = tokens.low
     n = len(low)
-    cased = any(r[0].isupper() for r in tokens.raw[1:] if r[0].isalpha() and r.lower() != "i")
+    cased = _CASED.search(tokens.text, 1) is not None
     for i in range(n):
         w = low[i]
         if w in TITLES and i + 1 < n:
@@ -520,14 +517,38 @@ def _expiry_months(tokens: Tokens, ctx: Context) -> list[Candidate]:
 _EXPIRY_NEAR: Final = frozenset({ctxk.EXPIRY, ctxk.DOB, ctxk.OTHER})
 
 
+_PERSON_CUES: Final = (
+    TITLES | {p[0] for p in _STRONG_NAME} | {"this", "i", "speaking", "i'm", "it's"}
+)
+
+
 def text_candidates(tokens: Tokens, ctx: Context) -> list[Candidate]:
-    out = _emails(tokens)
-    out.extend(_ibans(tokens))
-    out.extend(_ninos(tokens, ctx))
-    out.extend(_postcodes(tokens, ctx))
-    out.extend(_addresses(tokens))
-    out.extend(_persons(tokens))
-    if ctx:
+    """Candidates from words and letters; each recogniser runs only if its cue is present."""
+    present = set(tokens.low)
+    out: list[Candidate] = []
+    if "@" in tokens.text or "at" in present:
+        out.extend(_emails(tokens))
+    shorts = _short_letters(tokens)
+    if shorts:
+        out.extend(_ibans(tokens, shorts))
+        out.extend(_ninos(tokens, ctx, shorts))
+    if _POSTCODE_CUE.search(tokens.text) or (ctx and ctx.any_of(_POSTCODE_CATS)):
+        out.extend(_postcodes(tokens, ctx))
+    if not present.isdisjoint(STREET_SUFFIXES):
+        out.extend(_addresses(tokens))
+    if not present.isdisjoint(_PERSON_CUES):
+        out.extend(_persons(tokens))
+    if ctx and not present.isdisjoint(MONTHS):
         out.extend(_birth_dates(tokens, ctx))
         out.extend(_expiry_months(tokens, ctx))
     return out
+
+
+_CASED: Final = re.compile(r"[A-Z][a-z]")
+_POSTCODE_CUE: Final = re.compile(r"[A-Za-z]\d")
+_POSTCODE_CATS: Final = frozenset({ctxk.POSTCODE, ctxk.ADDRESS})
+
+
+def _short_letters(tokens: Tokens) -> list[int]:
+    """Tokens an IBAN or NINO could start at: one or two letters, or a spelling-alphabet word."""
+    return [i for i, r in enumerate(tokens.low) if (len(r) <= 2 and r.isalpha()) or r in PHONETIC]
