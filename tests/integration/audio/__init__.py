@@ -1,0 +1,1 @@
+"""Speech helpers for the audio tests: espeak-ng synthesis, resampling, pocketsphinx."""
