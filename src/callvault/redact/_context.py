@@ -54,9 +54,10 @@ _KEYWORDS: Final = {
         valid until|valid thru|valid through|valid to|end date|good thru|good through|expiring|
         runs out|end of""",
     SSN: """social security|social security number|ssn|s s n|social|social security no|
-        last four of my social|taxpayer""",
+        last four of my social|taxpayer|soc sec|soc sec number|ss #|ss#|
+        ss number|social sec|ssn #|ssn number""",
     NINO: """national insurance|national insurance number|ni number|n i number|nino|
-        insurance number|n i no|ni no""",
+        insurance number|n i no|ni no|n . i .|n . i|n . i . number|ni #|n i #""",
     NHS: """nhs|nhs number|n h s|nhs no|health service number|nhs num|community health""",
     SORT: """sort code|sortcode|sort|sorting code|bank code""",
     ACCOUNT: """account number|account no|acc number|account num|bank account|account|acct|

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from callvault.errors import PayloadTooLargeError
 from callvault.redact._context import Context
-from callvault.redact._lexicon import DIGIT_WORDS, MONTHS, ORDINALS, TEENS, TENS
+from callvault.redact._lexicon import DIGIT_WORDS, HOMOPHONES, MONTHS, ORDINALS, TEENS, TENS
 from callvault.redact._numbers import number_runs
 from callvault.redact._numeric import THRESHOLD, run_candidates
 from callvault.redact._textual import text_candidates
@@ -36,7 +36,7 @@ DEFAULT_MAX_CHARS = 65_536
 _ORDER = {e: i for i, e in enumerate(ENTITIES)}
 _PENDING_WORDS = frozenset(
     {"at", "dot", "underscore", "dash", "hyphen", "of", "the", "plus", "double", "triple"}
-    | set(MONTHS) | set(ORDINALS)
+    | set(MONTHS) | set(ORDINALS) | set(HOMOPHONES)
 )  # fmt: skip
 _DIGIT = re.compile(r"\d")
 _NUMBER_CUES = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"double", "triple"}

@@ -106,9 +106,13 @@ def _digits(tokens: Tokens, i: int) -> tuple[str, int] | None:
     if low in TEENS:
         return str(TEENS[low]), i + 1
     if low in TENS:
-        nxt = tokens.low[i + 1] if i + 1 < len(tokens) else ""
-        if nxt in DIGIT_WORDS and DIGIT_WORDS[nxt] > 0:
-            return str(TENS[low] + DIGIT_WORDS[nxt]), i + 2
+        k = i + 1
+        if k < len(tokens) and tokens.low[k] == "-":
+            k += 1
+        nxt = tokens.low[k] if k < len(tokens) else ""
+        unit = DIGIT_WORDS.get(nxt) or HOMOPHONES.get(nxt, 0)
+        if unit > 0 and nxt not in ("to", "too"):
+            return str(TENS[low] + unit), k + 1
         return str(TENS[low]), i + 1
     return None
 
@@ -134,7 +138,7 @@ def _spell(
     k = i
     while k < n and total < limit:
         low = tokens.low[k]
-        if low in _SPELL_SKIP and out:
+        if low in _SPELL_SKIP:
             k += 1
             continue
         readings: tuple[str, ...]
@@ -173,21 +177,39 @@ def _readings(steps: list[Step]) -> list[str]:
     return acc
 
 
+def _letter_at(tokens: Tokens, i: int) -> tuple[str, int] | None:
+    """One spelled letter at ``i``: "n", "november", or "n for november": (letter, next)."""
+    a = _letters(tokens, i)
+    if a is None or len(a) != 1:
+        return None
+    k = i + 1
+    n = len(tokens)
+    if (
+        k + 1 < n
+        and tokens.low[k] in ("for", "as")
+        and PHONETIC.get(tokens.low[k + 1]) == a.lower()
+    ):
+        return a, k + 2
+    if k + 2 < n and tokens.low[k : k + 2] == ["as", "in"] and tokens.low[k + 2][:1] == a.lower():
+        return a, k + 3
+    return a, k
+
+
 def _prefix(tokens: Tokens, i: int) -> tuple[str, int] | None:
     """Two letters at ``i``: one two-letter token ("GB", "gb") or two spelled letters."""
     raw = tokens.raw[i]
     if len(raw) == 2 and raw.isalpha() and raw.isascii():
         return raw.upper(), i + 1
-    a = _letters(tokens, i)
-    if a is None or len(a) != 1:
+    first = _letter_at(tokens, i)
+    if first is None:
         return None
-    k = i + 1
+    k = first[1]
     if k < len(tokens) and tokens.low[k] == ",":
         k += 1
-    b = _letters(tokens, k) if k < len(tokens) else None
-    if b is None or len(b) != 1:
+    second = _letter_at(tokens, k) if k < len(tokens) else None
+    if second is None:
         return None
-    return a + b, k + 1
+    return first[0] + second[0], second[1]
 
 
 def _ibans(tokens: Tokens, shorts: list[int]) -> list[Candidate]:
@@ -231,7 +253,7 @@ def _ninos(tokens: Tokens, ctx: Context, shorts: list[int]) -> list[Candidate]:
         raw = tokens.raw[i]
         context = ctxk.NINO in ctx.before(i) if ctx else False
         # A two-letter word ("on", "am") is a prefix only with the keyword or glued to digits.
-        if raw.lower() in _SHORT_WORDS and not context and tokens.gap(k):
+        if raw.lower() in _SHORT_WORDS and not raw.isupper() and not context and tokens.gap(k):
             continue
         if i > 0 and _letters(tokens, i - 1) is not None and len(tokens.raw[i - 1]) == 1:
             continue  # "c l m 683757": a longer spelled code, not a NINO
@@ -251,8 +273,9 @@ def _ninos(tokens: Tokens, ctx: Context, shorts: list[int]) -> list[Candidate]:
         j = end
         while j < n and tokens.low[j] in (",", "-"):
             j += 1
-        if j < n and _letters(tokens, j) in ("A", "B", "C", "D"):
-            end = j + 1
+        suffix = _letter_at(tokens, j) if j < n else None
+        if suffix is not None and suffix[0] in ("A", "B", "C", "D"):
+            end = suffix[1]
         out.append((tokens.starts[i], tokens.ends[end - 1], UK_NINO, 0.95 if context else 0.8))
     return out
 
