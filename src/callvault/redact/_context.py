@@ -132,6 +132,10 @@ class Context:
     def __bool__(self) -> bool:
         return bool(self._hits)
 
+    def ends_of(self, category: str) -> list[int]:
+        """Last token of each hit of ``category``."""
+        return sorted({h[1] for h in self._hits if h[2] == category})
+
     def any_of(self, categories: frozenset[str]) -> bool:
         return any(h[2] in categories for h in self._hits)
 

@@ -102,10 +102,56 @@ def year_at(low: list[str], i: int, n: int) -> tuple[int, int] | None:
             return 2000 + rest[0], rest[1]
         return 2000, i + 2
     two = _two_digits(low, i, n)
-    if two and two[0] >= 10 and w in TENS:
+    if two and ((two[0] >= 10 and w in TENS) or w in ("oh", "o", "zero")):
         v = two[0]
         return (1900 + v if v > 25 else 2000 + v), two[1]
+    if w in ("zero", "oh") and i + 1 < n and low[i + 1] in ("zero", "oh"):
+        return 2000, i + 2
     return None
+
+
+def _part(low: list[str], i: int, n: int, top: int) -> tuple[int, int] | None:
+    """A day (top 31) or month (top 12) said as a number: "oh nine", "twelfth", "24", "five"."""
+    if i >= n:
+        return None
+    w = low[i]
+    if w in ("oh", "o", "zero") and i + 1 < n and low[i + 1] in DIGIT_WORDS:
+        v = DIGIT_WORDS[low[i + 1]]
+        return (v, i + 2) if 1 <= v <= top else None
+    got = _day(low, i, n)
+    if got is None or got[0] > top:
+        return None
+    return got
+
+
+def numeric_dates(tokens: Tokens, start: int) -> tuple[int, int] | None:
+    """A date said as numbers from token ``start`` ("oh nine one nineteen sixty one",
+    "the nineteenth of the twelfth seventy four"): (first token, last token)."""
+    low = tokens.low
+    n = len(low)
+    i = start
+    if i < n and low[i] == "the":
+        i += 1
+    first = _part(low, i, n, 31)
+    if first is None:
+        return None
+    k = first[1]
+    while k < n and low[k] in ("of", "the", "/", ".", "-"):
+        k += 1
+    second = _part(low, k, n, 31)
+    if second is None:
+        return None
+    k = second[1]
+    while k < n and low[k] in ("/", ".", "-", ","):
+        k += 1
+    year = year_at(low, k, n)
+    if year is None:
+        return None
+    y = year[0]
+    day, month = first[0], second[0]
+    if not (_ok(day, month, y) or _ok(month, day, y)):
+        return None
+    return i, year[1] - 1
 
 
 def month_dates(tokens: Tokens) -> list[tuple[int, int, int]]:

@@ -22,7 +22,15 @@ from typing import Protocol
 
 from callvault.errors import PayloadTooLargeError
 from callvault.redact._context import Context
-from callvault.redact._lexicon import DIGIT_WORDS, HOMOPHONES, MONTHS, ORDINALS, TEENS, TENS
+from callvault.redact._lexicon import (
+    DIGIT_WORDS,
+    HOMOPHONES,
+    MONTHS,
+    ORDINAL_SUFFIXES,
+    ORDINALS,
+    TEENS,
+    TENS,
+)
 from callvault.redact._numbers import number_runs
 from callvault.redact._numeric import THRESHOLD, run_candidates
 from callvault.redact._textual import text_candidates
@@ -36,8 +44,9 @@ DEFAULT_MAX_CHARS = 65_536
 _ORDER = {e: i for i, e in enumerate(ENTITIES)}
 _PENDING_WORDS = frozenset(
     {"at", "dot", "underscore", "dash", "hyphen", "of", "the", "plus", "double", "triple"}
-    | set(MONTHS) | set(ORDINALS) | set(HOMOPHONES)
+    | set(MONTHS) | set(ORDINALS) | set(HOMOPHONES) | set(ORDINAL_SUFFIXES)
 )  # fmt: skip
+_EMAIL_CUES = frozenset({"email", "e-mail", "mail", "emails"})
 _DIGIT = re.compile(r"\d")
 _NUMBER_CUES = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"double", "triple"}
 _NUMBERISH = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"hundred", "thousand"}
@@ -112,6 +121,14 @@ class Redactor:
                 k -= 1
                 continue
             break
+        # After "email ...", trailing words may be the local part of an address still coming.
+        if any(w in _EMAIL_CUES for w in low[max(0, n - 10) : start]):
+            j = start - 1
+            while j >= 0 and start - j <= 6 and low[j].isalnum() and low[j] not in _EMAIL_CUES:
+                if low[j] in ("is", "me", "to", "it's", "its", "address"):
+                    break
+                j -= 1
+            start = j + 1
         if start == n:
             return len(text)
         # A trailing word that only joins ("the", "of") with nothing numeric after it is settled.

@@ -13,7 +13,7 @@ from typing import Final
 from callvault.redact import _context as ctxk
 from callvault.redact._checks import iban_ok, nino_prefix_ok
 from callvault.redact._context import Context
-from callvault.redact._dates import THIS_YEAR, month_dates, year_at
+from callvault.redact._dates import THIS_YEAR, month_dates, numeric_dates, year_at
 from callvault.redact._lexicon import (
     DIGIT_WORDS,
     HOMOPHONES,
@@ -284,7 +284,10 @@ _SHORT_WORDS: Final = frozenset(
     {"am", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "if", "in", "is", "it", "me",
      "my", "no", "of", "oh", "ok", "on", "or", "so", "to", "up", "us", "we", "ya", "ye"}
 )  # fmt: skip
-_LOCAL_STOP_EMAIL: Final = _LOCAL_STOP | {"thats", "its", "and", "or", "to", "me", "is", "at"}
+_LOCAL_STOP_EMAIL: Final = (_LOCAL_STOP | {"thats", "its", "and", "or", "to", "me", "is", "at"}) - {
+    "oh",
+    "one",
+}
 _DOTS: Final = frozenset({"dot", ".", "period", "point"})
 _DOMAIN_STOP: Final = frozenset({"and", "or", "thank", "thanks", "please", "yeah", "is", "the"})
 
@@ -319,9 +322,10 @@ def _domain_end(tokens: Tokens, k: int) -> int:
     end = -1
     while k < n and labels < 6:
         w = low[k]
-        if w in _DOTS and cur:
+        if (w in _DOTS or (w == "full" and k + 1 < n and low[k + 1] == "stop")) and cur:
             labels += 1
             cur, cur_tokens = "", 0
+            k += w == "full"
         elif (w.isalnum() and w not in _DOMAIN_STOP and cur_tokens < 6) or (w == "-" and cur):
             cur += w
             cur_tokens += 1
@@ -339,7 +343,7 @@ def _local_start(tokens: Tokens, a: int) -> int:
     j = a - 1
     start = -1
     count = 0
-    while j >= 0 and count < 6:
+    while j >= 0 and count < 12:
         w = low[j]
         if w in _CONNECTORS and start >= 0 and j > 0 and low[j - 1] not in _LOCAL_STOP_EMAIL:
             j -= 1
@@ -519,6 +523,23 @@ def _birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
     return out
 
 
+def _spoken_birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
+    """Dates said as numbers right after a birth keyword ("born on four oh nine sixty one")."""
+    out: list[Candidate] = []
+    n = len(tokens)
+    for end in ctx.ends_of(ctxk.DOB):
+        k = end + 1
+        while k < n and k <= end + 4 and tokens.low[k] in _DOB_LEAD:
+            k += 1
+        got = numeric_dates(tokens, k) if k < n else None
+        if got is not None:
+            out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.93))
+    return out
+
+
+_DOB_LEAD: Final = frozenset({"is", "was", "on", "yes", "it's", "its", "'s", ":", ",", "-", "um"})
+
+
 def _expiry_months(tokens: Tokens, ctx: Context) -> list[Candidate]:
     """A card expiry said with a month name: "expires september twenty seven"."""
     out: list[Candidate] = []
@@ -564,11 +585,14 @@ def text_candidates(tokens: Tokens, ctx: Context) -> list[Candidate]:
     if ctx and not present.isdisjoint(MONTHS):
         out.extend(_birth_dates(tokens, ctx))
         out.extend(_expiry_months(tokens, ctx))
+    if ctx and ctx.any_of(_DOB_CATS):
+        out.extend(_spoken_birth_dates(tokens, ctx))
     return out
 
 
 _CASED: Final = re.compile(r"[A-Z][a-z]")
 _POSTCODE_CUE: Final = re.compile(r"[A-Za-z]\d")
+_DOB_CATS: Final = frozenset({ctxk.DOB})
 _POSTCODE_CATS: Final = frozenset({ctxk.POSTCODE, ctxk.ADDRESS})
 
 
