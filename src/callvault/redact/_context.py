@@ -113,15 +113,11 @@ class Context:
     def __init__(self, tokens: Tokens) -> None:
         # " " + tokens joined by " " + " ": token k starts at offsets[k] in the joined string.
         joined = " " + " ".join(tokens.low) + " "
-        offsets: list[int] = []
-        pos = 1
-        for t in tokens.low:
-            offsets.append(pos)
-            pos += len(t) + 1
         hits: list[tuple[int, int, str]] = []  # (first token, last token, category)
         for end, values in _AUTOMATON.iter(joined):
-            # ``end`` is the index of the trailing space; the key ends at token boundary.
-            last = bisect_left(offsets, end + 1) - 1
+            # ``end`` is the key's trailing space; tokens hold no spaces, so the spaces
+            # before it count the tokens up to and including the key's last one.
+            last = joined.count(" ", 0, end) - 1
             for category, n_tokens in values:
                 hits.append((last - n_tokens + 1, last, category))
         hits.sort(key=lambda h: h[1])

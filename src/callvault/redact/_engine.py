@@ -182,7 +182,7 @@ class Pseudonyms:
         self._count: dict[str, int] = {}
 
     def label(self, entity: str, value: str) -> str:
-        norm = "".join(ch for ch in value.lower() if ch.isalnum())
+        norm = _canonical(entity, value)
         key = (entity, hmac.digest(self._key, norm.encode(), hashlib.sha256))
         n = self._seen.get(key)
         if n is None:
@@ -190,6 +190,22 @@ class Pseudonyms:
             self._count[entity] = n
             self._seen[key] = n
         return f"[{entity}_{n}]"
+
+
+_NUMERIC_ENTITIES = frozenset(
+    {"CARD_NUMBER", "CARD_CVV", "CARD_EXPIRY", "US_SSN", "NHS_NUMBER", "UK_SORT_CODE",
+     "BANK_ACCOUNT", "PHONE_NUMBER"}
+)  # fmt: skip
+
+
+def _canonical(entity: str, value: str) -> str:
+    """The value as digits for numeric entities (so "four one one one ..." and "4111 ..." are one
+    card), else its lower-cased letters and digits."""
+    if entity in _NUMERIC_ENTITIES:
+        digits = "".join(run.digits for run in number_runs(Tokens(value)))
+        if digits:
+            return digits
+    return "".join(ch for ch in value.lower() if ch.isalnum())
 
 
 def apply(text: str, findings: list[Finding], pseudonyms: Pseudonyms | None = None) -> str:

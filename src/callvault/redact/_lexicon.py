@@ -67,6 +67,8 @@ STOP_WORDS: Final = frozenset(
     um uh er erm trying wondering going fine good great calling about regarding re wanting
     happy glad afraid not new customer patient account card phone number mobile email
     address date birth born calling ringing and from with the calling
+    yesterday tomorrow tonight morning afternoon evening last next week weekend earlier
+    later already said told asked
     """.split()  # noqa: SIM905 - a word list reads best as one string
 )
 

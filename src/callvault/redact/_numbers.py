@@ -38,6 +38,10 @@ _NUMERIC_WORDS = (
     frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | frozenset(REPEATS)
 ) - WEAK_ZEROS
 _SCALE = {"hundred": 100, "thousand": 1000}
+_STARTERS = _NUMERIC_WORDS | WEAK_ZEROS
+# Separators said as words between digit groups ("oh nine slash twenty seven").
+_SPOKEN_SEPS = {"slash": "/", "dash": "-", "hyphen": "-"}
+_DIGIT_CHAR = {w: str(v) for w, v in DIGIT_WORDS.items()}
 
 
 @dataclass(slots=True)
@@ -137,12 +141,16 @@ def number_runs(tokens: Tokens) -> list[Run]:
     low = tokens.low
     n = len(low)
     runs: list[Run] = []
+    starts = [k for k, w in enumerate(low) if w in _STARTERS or w.isdigit()]
+    scaled_ok = not _SCALE.keys().isdisjoint(low)
     i = 0
-    while i < n:
+    for i0 in starts:
+        if i0 < i:
+            continue
+        i = i0
         if not _is_numberish(tokens, i) and not (
             low[i] in WEAK_ZEROS and i + 1 < n and _is_numberish(tokens, i + 1)
         ):
-            i += 1
             continue
         run = Run(digits="", first_tok=[], last_tok=[], spoken=False, seps=[])
         digits: list[str] = []
@@ -150,17 +158,23 @@ def number_runs(tokens: Tokens) -> list[Run]:
         k = i
         while k < n:
             w = low[k]
-            gap = tokens.gap(k) if digits else ""
-            if w.isdigit():
-                for d_i, ch in enumerate(w):
-                    digits.append(ch)
-                    run.first_tok.append(k)
-                    run.last_tok.append(k)
-                    run.seps.append((pending_sep or gap) if d_i == 0 and len(digits) > 1 else "")
+            sep_in = pending_sep  # what stood between this token and the digits before it
+            if w not in _INNER_PUNCT and w not in _RUN_FILLERS:
                 pending_sep = ""
+            if w.isdigit():
+                sep = (sep_in or tokens.gap(k)) if digits else ""
+                digits.extend(w)
+                run.first_tok.extend([k] * len(w))
+                run.last_tok.extend([k] * len(w))
+                run.seps.append(sep)
+                run.seps.extend([""] * (len(w) - 1))
                 k += 1
                 continue
-            scaled = _scaled(low, k, n) if (w in DIGIT_WORDS or w in TEENS or w in TENS) else None
+            scaled = (
+                _scaled(low, k, n)
+                if scaled_ok and (w in DIGIT_WORDS or w in TEENS or w in TENS)
+                else None
+            )
             if scaled is not None:
                 value, nxt = scaled
                 text = str(value)
@@ -168,18 +182,22 @@ def number_runs(tokens: Tokens) -> list[Run]:
                     digits.append(ch)
                     run.first_tok.append(k)
                     run.last_tok.append(nxt - 1)
-                    run.seps.append(" " if d_i == 0 and len(digits) > 1 else "")
+                    run.seps.append((sep_in or " ") if d_i == 0 and len(digits) > 1 else "")
                 run.spoken = True
                 k = nxt
                 continue
             if w in DIGIT_WORDS and (
                 w not in WEAK_ZEROS or _weak_zero_ok(tokens, k, in_run=bool(digits))
             ):
-                _push(run, digits, str(DIGIT_WORDS[w]), k, k)
+                digits.append(_DIGIT_CHAR[w])
+                run.first_tok.append(k)
+                run.last_tok.append(k)
+                run.seps.append((sep_in or " ") if len(digits) > 1 else "")
+                run.spoken = True
                 k += 1
                 continue
             if w in TEENS:
-                _push(run, digits, str(TEENS[w]), k, k)
+                _push(run, digits, str(TEENS[w]), k, k, sep_in)
                 k += 1
                 continue
             if w in TENS:
@@ -192,10 +210,10 @@ def number_runs(tokens: Tokens) -> list[Run]:
                     and DIGIT_WORDS[low[nxt]] > 0
                     and (low[nxt] not in WEAK_ZEROS)
                 ):
-                    _push(run, digits, str(TENS[w] + DIGIT_WORDS[low[nxt]]), k, nxt)
+                    _push(run, digits, str(TENS[w] + DIGIT_WORDS[low[nxt]]), k, nxt, sep_in)
                     k = nxt + 1
                 else:
-                    _push(run, digits, str(TENS[w]), k, k)
+                    _push(run, digits, str(TENS[w]), k, k, sep_in)
                     k += 1
                 continue
             if w in REPEATS:
@@ -204,12 +222,16 @@ def number_runs(tokens: Tokens) -> list[Run]:
                     low[nxt] in DIGIT_WORDS or (low[nxt].isdigit() and len(low[nxt]) == 1)
                 ):
                     d = low[nxt] if low[nxt].isdigit() else str(DIGIT_WORDS[low[nxt]])
-                    _push(run, digits, d * REPEATS[w], k, nxt)
+                    _push(run, digits, d * REPEATS[w], k, nxt, sep_in)
                     k = nxt + 1
                     continue
                 break
             if digits and w in HOMOPHONES and k + 1 < n and _is_numberish(tokens, k + 1):
-                _push(run, digits, str(HOMOPHONES[w]), k, k)
+                _push(run, digits, str(HOMOPHONES[w]), k, k, sep_in)
+                k += 1
+                continue
+            if digits and w in _SPOKEN_SEPS and k + 1 < n and _is_numberish(tokens, k + 1):
+                pending_sep = _SPOKEN_SEPS[w]
                 k += 1
                 continue
             if digits and (w in _INNER_PUNCT or w in _RUN_FILLERS) and k + 1 < n:
@@ -244,9 +266,9 @@ def _weak_zero_ok(tokens: Tokens, k: int, *, in_run: bool) -> bool:
     return nxt < len(tokens) and (_is_numberish(tokens, nxt) or tokens.low[nxt] in WEAK_ZEROS)
 
 
-def _push(run: Run, digits: list[str], value: str, first: int, last: int) -> None:
+def _push(run: Run, digits: list[str], value: str, first: int, last: int, sep0: str) -> None:
     for d_i, ch in enumerate(value):
-        sep = " " if d_i == 0 and digits else ""
+        sep = (sep0 or " ") if d_i == 0 and digits else ""
         digits.append(ch)
         run.first_tok.append(first)
         run.last_tok.append(last)

@@ -10,7 +10,6 @@ account number, after "account number" they are.
 from __future__ import annotations
 
 from bisect import bisect_right
-from copy import copy
 from typing import Final
 
 from callvault.redact import _context as ctxk
@@ -50,15 +49,20 @@ class _Where:
 
     __slots__ = ("_first", "_tokens", "around", "nearest", "plus", "plus_tok", "state_before")
 
-    def __init__(self, tokens: Tokens, ctx: Context, first: int, last: int) -> None:
+    def __init__(self, tokens: Tokens, ctx: Context | None, first: int, last: int) -> None:
         self._tokens = tokens
         self._first = first
+        self.plus = False
+        self.plus_tok = first - 1
+        self.state_before = False
         if ctx:
             self.nearest = ctx.nearest(first, _VALUE_CATS)
             self.around = set(ctx.before(first)) | set(ctx.after(last))
         else:
             self.nearest = None
             self.around = set()
+        if ctx is None:
+            return  # a window inside a run: nothing but numbers before it
         low = tokens.low
         prev = low[first - 1] if first > 0 else ""
         prev2 = low[first - 2] if first > 1 else ""
@@ -68,8 +72,9 @@ class _Where:
 
     def inner(self) -> _Where:
         """The same context for a window that starts inside the run."""
-        other = copy(self)
-        other.plus = other.state_before = False
+        other = _Where(self._tokens, None, self._first, self._first)
+        other.nearest = self.nearest
+        other.around = self.around
         return other
 
     @property
@@ -222,6 +227,8 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
         s, e = run.span(tokens, 0, n)
         if where.plus and whole[0] == PHONE_NUMBER:
             s = tokens.starts[where.plus_tok]
+        elif whole[0] == PHONE_NUMBER and first > 0 and tokens.low[first - 1] == "(":
+            s = tokens.starts[first - 1]  # "(212) 555-0123": the bracket goes with it
         return [(s, e, whole[0], whole[1])]
     if CORRECTION in run.seps:
         # "4804, sorry, 4808 1978 ...": the value is what follows the last correction; the
@@ -237,6 +244,7 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
     run_where = where
     inner = where.inner()
     bounds = run.boundaries()
+    lengths = _window_lengths(inner)
     bi = 0
     while bi < len(bounds) - 1:
         i = bounds[bi]
@@ -244,10 +252,10 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
         top = bisect_right(bounds, i + 19, bi) - 1
         for bj in range(top, bi, -1):
             j = bounds[bj]
-            if i == 0 and j == n:
+            if (i == 0 and j == n) or (j - i) not in lengths:
+                if j - i < 3:
+                    break
                 continue
-            if j - i < 3:
-                break
             seps = ["", *run.seps[i + 1 : j]]
             groups = _groups(seps)
             where = run_where if i == 0 else inner
@@ -261,6 +269,30 @@ def run_candidates(tokens: Tokens, ctx: Context, run: Run) -> list[Candidate]:
         if not found:
             bi += 1
     return out
+
+
+_BASE_LENGTHS: Final = frozenset({6, 9, 10, 11, 12, 13, 14, 15, 16})
+
+
+def _window_lengths(where: _Where) -> frozenset[int]:
+    """The window lengths :func:`classify` could accept in this context (the rest are skipped)."""
+    around = where.around
+    if not around:
+        return _BASE_LENGTHS
+    extra: set[int] = set(_BASE_LENGTHS)
+    if ctxk.DOB in around:
+        extra.update(range(4, 9))
+    if ctxk.CARD in around:
+        extra.update(range(3, 20))  # any card length, and expiry/CVV beside it
+    if around & {ctxk.CVV, ctxk.EXPIRY, ctxk.SSN}:
+        extra.update((3, 4, 6))
+    if around & {ctxk.ACCOUNT, ctxk.SORT, ctxk.ROUTING}:
+        extra.update(range(6, 18))
+    if around & {ctxk.POSTCODE, ctxk.ADDRESS}:
+        extra.update((5, 9))
+    if ctxk.PHONE in around:
+        extra.update(range(7, 16))
+    return frozenset(extra)
 
 
 def _groups(seps: list[str]) -> list[int]:

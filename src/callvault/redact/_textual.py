@@ -465,7 +465,7 @@ def _persons(tokens: Tokens) -> list[Candidate]:
     low = tokens.low
     n = len(low)
     cased = _CASED.search(tokens.text, 1) is not None
-    for i in range(n):
+    for i in [k for k, w in enumerate(low) if w in _PERSON_CUES]:
         w = low[i]
         if w in TITLES and i + 1 < n:
             k = i + 2 if low[i + 1] == "." else i + 1
@@ -532,8 +532,9 @@ def _spoken_birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
         while k < n and k <= end + 4 and tokens.low[k] in _DOB_LEAD:
             k += 1
         got = numeric_dates(tokens, k) if k < n else None
-        if got is not None:
-            out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.93))
+        if got is not None and not (got[1] + 1 < n and _digits(tokens, got[1] + 1) is not None):
+            # (a number going on after the "date" means it was a longer digit string)
+            out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.88))
     return out
 
 
@@ -552,6 +553,8 @@ def _expiry_months(tokens: Tokens, ctx: Context) -> list[Candidate]:
         while k < n and low[k] in ("of", ",", "/"):
             k += 1
         year = year_at(low, k, n)
+        if year is not None and 1926 <= year[0] < 2000:
+            year = (year[0] + 100, year[1])  # "september twenty seven": 2027, not 1927
         if year is None or not 2000 <= year[0] <= 2060:
             continue
         out.append((tokens.starts[m], tokens.ends[year[1] - 1], CARD_EXPIRY, 0.9))
@@ -593,9 +596,17 @@ def text_candidates(tokens: Tokens, ctx: Context) -> list[Candidate]:
 _CASED: Final = re.compile(r"[A-Z][a-z]")
 _POSTCODE_CUE: Final = re.compile(r"[A-Za-z]\d")
 _DOB_CATS: Final = frozenset({ctxk.DOB})
+_CODE_WORDS: Final = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"double"}
 _POSTCODE_CATS: Final = frozenset({ctxk.POSTCODE, ctxk.ADDRESS})
 
 
 def _short_letters(tokens: Tokens) -> list[int]:
-    """Tokens an IBAN or NINO could start at: one or two letters, or a spelling-alphabet word."""
-    return [i for i, r in enumerate(tokens.low) if (len(r) <= 2 and r.isalpha()) or r in PHONETIC]
+    """Tokens an IBAN or NINO could start at: one or two letters, or a spelling-alphabet word,
+    with a digit, a number word or another letter within the next four tokens."""
+    low = tokens.low
+    marks = [w.isdigit() or w in _CODE_WORDS or len(w) == 1 for w in low]
+    return [
+        i
+        for i, r in enumerate(low)
+        if ((len(r) <= 2 and r.isalpha()) or r in PHONETIC) and any(marks[i + 1 : i + 5])
+    ]

@@ -17,17 +17,28 @@ class Tokens:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        raw: list[str] = []
+        raw: list[str] = _TOKEN.findall(text)
         starts: list[int] = []
         ends: list[int] = []
-        for m in _TOKEN.finditer(text):
-            raw.append(m.group())
-            starts.append(m.start())
-            ends.append(m.end())
+        pos = 0
+        find = text.find
+        for t in raw:  # tokens appear in order, separated by nothing or by whitespace
+            pos = find(t, pos)
+            starts.append(pos)
+            pos += len(t)
+            ends.append(pos)
         self.raw = raw
-        self.low = [t.lower() for t in raw]
         self.starts = starts
         self.ends = ends
+        lowered = text.lower()
+        if len(lowered) == len(text):
+            self.low = [lowered[s:e] for s, e in zip(starts, ends, strict=True)]
+        else:  # a character whose lower case is longer ("İ"): lower each token alone
+            self.low = [t.lower() for t in raw]
+        if not text.isascii():
+            # Digits outside ASCII ("²", "٣") are not read as numbers: int() refuses some of
+            # them and the checksums assume 0-9. They stay in the text, unmatched.
+            self.low = [("?" * len(t) if t.isdigit() and not t.isascii() else t) for t in self.low]
 
     def __len__(self) -> int:
         return len(self.raw)
