@@ -59,8 +59,10 @@ _KEYWORDS: Final = {
     NINO: """national insurance|national insurance number|ni number|n i number|nino|
         insurance number|n i no|ni no|n . i .|n . i|n . i . number|ni #|n i #""",
     NHS: """nhs|nhs number|n h s|nhs no|health service number|nhs num|community health""",
-    SORT: """sort code|sortcode|sort|sorting code|bank code""",
+    SORT: """sort code|sortcode|sort|sorting code|bank code|bank details|banking details|
+        bank info""",
     ACCOUNT: """account number|account no|acc number|account num|bank account|account|acct|
+        a / c|a / c no|a / c number|acc no|acc|
         checking account|savings account|account is|account ending""",
     ROUTING: """routing number|routing|aba|transit number|aba number|routing no""",
     IBAN: """iban|i b a n|international bank account""",
@@ -127,6 +129,10 @@ class Context:
 
     def __bool__(self) -> bool:
         return bool(self._hits)
+
+    def starts_of(self, category: str) -> list[int]:
+        """First token of each hit of ``category``."""
+        return sorted({h[0] for h in self._hits if h[2] == category})
 
     def ends_of(self, category: str) -> list[int]:
         """Last token of each hit of ``category``."""

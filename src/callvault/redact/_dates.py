@@ -169,7 +169,7 @@ def month_dates(tokens: Tokens) -> list[tuple[int, int, int]]:
         first = last = -1
         day = None
         k = m - 1
-        while k >= 0 and low[k] in ("of", "the"):
+        while k >= 0 and low[k] in ("of", "the", "day"):
             k -= 1
         for start in (k - 2, k - 1, k):  # "twenty first", "12 th", "12"
             if start < 0:

@@ -28,6 +28,7 @@ from callvault.redact._lexicon import (
     MONTHS,
     ORDINAL_SUFFIXES,
     ORDINALS,
+    PHONETIC,
     TEENS,
     TENS,
 )
@@ -113,7 +114,9 @@ class Redactor:
                 w.isdigit()
                 or w in _NUMBERISH
                 or w in _PENDING_WORDS
+                or (len(w) <= 2 and w.isalpha() and tokens.raw[k].isupper())
                 or (len(w) == 1 and w.isalpha())
+                or w in PHONETIC
                 or w in ("-", "/", ".", ",", "(", "+", "'", "@", "_")
                 or (w.isalnum() and _before_connector(low, k))
             ):

@@ -534,7 +534,14 @@ def _spoken_birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
         got = numeric_dates(tokens, k) if k < n else None
         if got is not None and not (got[1] + 1 < n and _digits(tokens, got[1] + 1) is not None):
             # (a number going on after the "date" means it was a longer digit string)
-            out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.88))
+            out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.93))
+    # "... the twenty second of the ninth forty, my date of birth": the date before the phrase.
+    for first in ctx.starts_of(ctxk.DOB):
+        for k in range(max(0, first - 14), first):
+            got = numeric_dates(tokens, k)
+            if got is not None and first - 5 <= got[1] < first:
+                out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.9))
+                break
     return out
 
 
