@@ -11,6 +11,7 @@ most ``BEFORE`` tokens before it, or start at most ``AFTER`` tokens after it
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Collection
 from typing import Final
 
 import ahocorasick
@@ -153,7 +154,7 @@ class Context:
             k -= 1
         return out
 
-    def nearest(self, first: int, categories: frozenset[str], window: int = BEFORE) -> str | None:
+    def nearest(self, first: int, categories: Collection[str], window: int = BEFORE) -> str | None:
         """The nearest preceding category among ``categories`` (longest hit wins a tie)."""
         hi = bisect_left(self._ends, first)
         best: tuple[int, int, str] | None = None

@@ -17,14 +17,16 @@ import hashlib
 import hmac
 import os
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import Protocol
 
 from callvault.errors import PayloadTooLargeError
+from callvault.redact import _context as ctxk
 from callvault.redact._context import Context
 from callvault.redact._lexicon import (
     DIGIT_WORDS,
     HOMOPHONES,
+    IBAN_LENGTHS,
     MONTHS,
     ORDINAL_SUFFIXES,
     ORDINALS,
@@ -47,6 +49,14 @@ _PENDING_WORDS = frozenset(
     {"at", "dot", "underscore", "dash", "hyphen", "of", "the", "plus", "double", "triple"}
     | set(MONTHS) | set(ORDINALS) | set(HOMOPHONES) | set(ORDINAL_SUFFIXES)
 )  # fmt: skip
+# Keyword categories that announce one entity, for values released before they are complete.
+_ANNOUNCED: dict[str, str] = {
+    ctxk.CARD: "CARD_NUMBER", ctxk.CVV: "CARD_CVV", ctxk.EXPIRY: "CARD_EXPIRY",
+    ctxk.SSN: "US_SSN", ctxk.NINO: "UK_NINO", ctxk.NHS: "NHS_NUMBER",
+    ctxk.SORT: "UK_SORT_CODE", ctxk.ACCOUNT: "BANK_ACCOUNT", ctxk.IBAN: "IBAN",
+    ctxk.DOB: "DATE_OF_BIRTH", ctxk.PHONE: "PHONE_NUMBER", ctxk.EMAIL: "EMAIL_ADDRESS",
+    ctxk.POSTCODE: "POSTCODE",
+}  # fmt: skip
 _EMAIL_CUES = frozenset({"email", "e-mail", "mail", "emails"})
 _DIGIT = re.compile(r"\d")
 _NUMBER_CUES = frozenset(DIGIT_WORDS) | frozenset(TEENS) | frozenset(TENS) | {"double", "triple"}
@@ -114,7 +124,7 @@ class Redactor:
                 w.isdigit()
                 or w in _NUMBERISH
                 or w in _PENDING_WORDS
-                or (len(w) <= 2 and w.isalpha() and tokens.raw[k].isupper())
+                or (len(w) <= 4 and w.isalpha() and tokens.raw[k].isupper())
                 or (len(w) == 1 and w.isalpha())
                 or w in PHONETIC
                 or w in ("-", "/", ".", ",", "(", "+", "'", "@", "_")
@@ -132,12 +142,37 @@ class Redactor:
                     break
                 j -= 1
             start = j + 1
+        # An account code still being read ("gb46 midl 1602 ..."): back to its country code.
+        for j in range(max(0, n - 14), min(start, n - 1)):
+            if (
+                low[j].upper() in IBAN_LENGTHS
+                and (tokens.raw[j].isupper() or not tokens.gap(j + 1))  # "GB82", "gb46"
+                and low[j + 1].isdigit()
+                and all(low[m].isalnum() and len(low[m]) <= 4 for m in range(j, start))
+            ):
+                start = j
+                break
         if start == n:
             return len(text)
         # A trailing word that only joins ("the", "of") with nothing numeric after it is settled.
         if all(low[j] in ("the", "of", ".", "-", ",") for j in range(start, n)):
             return len(text)
         return tokens.starts[start]
+
+    def pending_entity(self, text: str, offset: int) -> str | None:
+        """The entity a keyword just before ``offset`` announces ("my NHS number is ..."), if any.
+
+        A stream that must release a value before it is complete labels the part it
+        withholds with this, rather than a bare ``[REDACTED]``.
+        """
+        self._check(text)
+        tokens = Tokens(text)
+        first = bisect_left(tokens.starts, offset)
+        if first >= len(tokens):
+            return None
+        ctx = Context(tokens)
+        category = ctx.nearest(first, _ANNOUNCED.keys(), 12) if ctx else None
+        return _ANNOUNCED.get(category) if category else None
 
     def redact(self, text: str, pseudonyms: Pseudonyms | None = None) -> str:
         """``text`` with every finding replaced by ``[ENTITY]`` (or a pseudonym)."""

@@ -56,8 +56,12 @@ Forced release
     decided is released conservatively: the engine's findings are applied,
     and every other word that overlaps the pending tail (whole words, from
     the open tail to the segment's end) is replaced by ``[REDACTED]``
-    (:data:`WITHHELD`). Those spans carry no entity, since the engine has
-    not classified them: they are listed in :attr:`Released.withheld`, not
+    (:data:`WITHHELD`). When a keyword just before the cut-off value announces
+    what it is ("my NHS number is triple six oh ..."), those words are labelled
+    with that entity instead (a finding with score 0.5, from
+    :meth:`Redactor.pending_entity`). Otherwise the spans carry no entity,
+    since the engine has not classified them: they are listed in
+    :attr:`Released.withheld`, not
     in ``findings``, and are set in ``masked_words``. The segment's original
     text stays in the left context, so the continuation in the next segment
     is still found and masked. The same applies to segments pushed out
@@ -334,8 +338,17 @@ class RedactionStream:
             withheld = _withheld(
                 text, segment.words, max(withhold_from - s, 0), [(m[0], m[1]) for m in masks]
             )
+            # A value cut off by the window keeps the label its keyword announced, if any.
+            announced = (
+                self._redactor.pending_entity(scan.text, withhold_from) if withheld else None
+            )
+            if announced is not None:
+                findings.extend(Finding(a, b, announced, 0.5) for a, b in withheld)
+                masks.extend((a, b, f"[{announced}]") for a, b in withheld)
+                withheld = []
             masks.extend((a, b, WITHHELD) for a, b in withheld)
         masks.sort()
+        findings.sort(key=lambda f: f.start)
         spans = word_spans(segment.words)
         masked = tuple(any(ws < b and a < we for a, b, _ in masks) for ws, we in spans)
         return Released(

@@ -125,7 +125,7 @@ def test_settled_text_is_released_at_once() -> None:
 
 def test_card_across_four_segments_with_no_hold() -> None:
     stream = RedactionStream(Written(), max_hold_segments=0)
-    texts = ["card 4111", "1111", "1111", "1111 thanks"]
+    texts = ["it's 4111", "1111", "1111", "1111 thanks"]  # no keyword announces the value
     out = [stream.push(seg(str(i), t, i)) for i, t in enumerate(texts)]
     assert all(len(o) == 1 for o in out)  # nothing is ever held
     released = [o[0] for o in out]
@@ -133,7 +133,7 @@ def test_card_across_four_segments_with_no_hold() -> None:
         check(r)
         assert not re.search(r"\d", r.text)
     # Forced out while pending: the number words are withheld, the rest kept.
-    assert released[0].text == f"card {WITHHELD}"
+    assert released[0].text == f"it's {WITHHELD}"
     assert released[0].withheld == ((5, 9),)
     assert released[0].findings == ()
     # The last part is found through the released context.
@@ -146,7 +146,7 @@ def test_card_across_four_segments_with_no_hold() -> None:
 
 def test_never_more_than_max_hold_segments_held() -> None:
     stream = RedactionStream(Written(), max_hold_segments=2, max_hold_seconds=100)
-    texts = ["account 1234", "5678", "9012", "3456", "7890"]  # never a card
+    texts = ["numbers 1234", "5678", "9012", "3456", "7890"]  # never a card, no keyword
     released: list[Released] = []
     for i, t in enumerate(texts):
         released.extend(stream.push(seg(str(i), t, i * 0.5)))
@@ -156,7 +156,7 @@ def test_never_more_than_max_hold_segments_held() -> None:
         check(r)
         assert not re.search(r"\d", r.text)
         assert r.withheld
-    assert released[0].text == f"account {WITHHELD}"
+    assert released[0].text == f"numbers {WITHHELD}"
 
 
 def test_time_bound_counts_from_each_segments_end() -> None:
@@ -174,11 +174,11 @@ def test_time_bound_counts_from_each_segments_end() -> None:
 
 def test_advance_forces_out_after_a_silence() -> None:
     stream = RedactionStream(Written(), max_hold_seconds=3.0)
-    assert stream.push(seg("a", "my card is 4111 1111", 10.0)) == []  # ends at 11.45
+    assert stream.push(seg("a", "my code is 4111 1111", 10.0)) == []  # ends at 11.45
     assert stream.advance(14.4) == []
     assert stream.advance(5.0) == []  # the clock never goes back
     out = stream.advance(14.5)
-    assert [(r.segment_id, r.text) for r in out] == [("a", f"my card is {WITHHELD}")]
+    assert [(r.segment_id, r.text) for r in out] == [("a", f"my code is {WITHHELD}")]
     assert out[0].masked_words == (False, False, False, True, True)
     # The continuation is still caught through the context.
     (r,) = stream.push(seg("b", "1111 1111 thanks", 15.0))
@@ -287,16 +287,16 @@ def test_interim_previews_never_show_a_partial_number() -> None:
 
 def test_interim_open_tail_is_withheld() -> None:
     stream = RedactionStream(Written())
-    assert stream.push(seg("1", "my card", final=False))[0].text == "my card"
-    (r,) = stream.push(seg("1", "my card is 4111 11", final=False))
-    assert r.text == f"my card is {WITHHELD}"
+    assert stream.push(seg("1", "my code", final=False))[0].text == "my code"
+    (r,) = stream.push(seg("1", "my code is 4111 11", final=False))
+    assert r.text == f"my code is {WITHHELD}"
     assert r.withheld == ((11, 18),)
     assert r.findings == ()
 
 
 def test_interim_reads_held_finals_and_changes_nothing() -> None:
     stream = RedactionStream(Written())
-    assert stream.push(seg("1", "card 4111 1111", 0)) == []
+    assert stream.push(seg("1", "it's 4111 1111", 0)) == []
     (r,) = stream.push(seg("2", "1111 1111 thanks", 1, final=False))
     assert r.text == "[CARD_NUMBER] thanks"
     (r,) = stream.push(seg("2", "1111 11", 1, final=False))
@@ -305,7 +305,7 @@ def test_interim_reads_held_finals_and_changes_nothing() -> None:
     assert stream.held == 1
     out = stream.push(seg("2", "1111 1111 thanks", 1))
     assert [(x.segment_id, x.text, x.final) for x in out] == [
-        ("1", "card [CARD_NUMBER]", True),
+        ("1", "it's [CARD_NUMBER]", True),
         ("2", "[CARD_NUMBER] thanks", True),
     ]
 
@@ -365,10 +365,10 @@ def test_oversized_segment_raises_and_the_stream_carries_on() -> None:
 
 def test_held_text_and_a_new_segment_over_the_limit() -> None:
     stream = RedactionStream(Written(max_chars=30))
-    assert stream.push(seg("1", "card 4111 1111", 0)) == []
+    assert stream.push(seg("1", "it's 4111 1111", 0)) == []
     out = stream.push(seg("2", "and then some more words here", 1))  # 29 characters
     assert [(r.segment_id, r.text) for r in out] == [
-        ("1", f"card {WITHHELD}"),
+        ("1", f"it's {WITHHELD}"),
         ("2", "and then some more words here"),
     ]
 
@@ -551,3 +551,14 @@ def test_random_segmentation_of_a_spoken_card_never_leaks(
     for r in out:
         check(r)
         assert not {"four", "one"} & set(r.text.split())
+
+
+def test_a_value_cut_off_by_the_window_keeps_the_label_its_keyword_announced() -> None:
+    stream = RedactionStream(Redactor(), max_hold_segments=0)
+    (r,) = stream.push(seg("a", "my nhs number is triple six oh one"))
+    check(r)
+    assert r.text == "my nhs number is [NHS_NUMBER]"
+    assert [(f.entity, f.score) for f in r.findings] == [("NHS_NUMBER", 0.5)]
+    assert r.withheld == ()
+    (r,) = stream.push(seg("b", "three nine four one nine thanks"))
+    assert r.text.startswith("[NHS_NUMBER]")
