@@ -66,7 +66,8 @@ _KEYWORDS: Final = {
         a / c|a / c no|a / c number|acc no|acc|
         checking account|savings account|account is|account ending""",
     ROUTING: """routing number|routing|aba|transit number|aba number|routing no""",
-    IBAN: """iban|i b a n|international bank account""",
+    IBAN: """iban|i b a n|international bank account|international bank account number|
+        eye ban|iban number|iban's""",
     DOB: """date of birth|dob|d o b|d . o . b|d . o . b .|born|birthday|birth date|birthdate|
         date of birth is|born on|born in|d o b is|birth|birthday's|birth's|dob's|
         date of birth's|birth date's""",

@@ -125,6 +125,7 @@ class Redactor:
                 or w in _NUMBERISH
                 or w in _PENDING_WORDS
                 or (len(w) <= 4 and w.isalpha() and tokens.raw[k].isupper())
+                or (k == n - 1 and len(w) == 2 and w.upper() in IBAN_LENGTHS)
                 or (len(w) == 1 and w.isalpha())
                 or w in PHONETIC
                 or w in ("-", "/", ".", ",", "(", "+", "'", "@", "_")
@@ -172,7 +173,15 @@ class Redactor:
             return None
         ctx = Context(tokens)
         category = ctx.nearest(first, _ANNOUNCED.keys(), 12) if ctx else None
-        return _ANNOUNCED.get(category) if category else None
+        if category:
+            return _ANNOUNCED[category]
+        # No keyword, but the shape says it: a country code and check digits ("g b eight five").
+        low = tokens.low
+        two = len(low[first]) == 2
+        code = (low[first] if two else "".join(low[first : first + 2])).upper()
+        nxt = first + (1 if two else 2)
+        numeric = nxt < len(low) and (low[nxt].isdigit() or low[nxt] in _NUMBERISH)
+        return "IBAN" if code in IBAN_LENGTHS and numeric else None
 
     def redact(self, text: str, pseudonyms: Pseudonyms | None = None) -> str:
         """``text`` with every finding replaced by ``[ENTITY]`` (or a pseudonym)."""

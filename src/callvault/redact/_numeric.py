@@ -10,6 +10,7 @@ account number, after "account number" they are.
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import lru_cache
 from typing import Final
 
 from callvault.redact import _context as ctxk
@@ -100,6 +101,17 @@ def _us_phone_shape(seps: list[str], groups: list[int]) -> bool:
     return groups in ([3, 3, 4], [1, 3, 3, 4]) and any(c in joined for c in "-().")
 
 
+@lru_cache(maxsize=4096)
+def _us_number(d: str) -> bool:
+    """A number in the North American plan's assigned ranges (phonenumbers' metadata)."""
+    import phonenumbers  # noqa: PLC0415 - only for the rare NHS-or-US-phone tie; import is slow
+
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse("+1" + d)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def _nanp(d: str) -> bool:
     return len(d) == 10 and d[0] in "23456789" and d[3] in "23456789" and d[1:3] != "11"
 
@@ -128,7 +140,8 @@ def classify(
     if n == 10 and nhs_ok(d):
         if near == ctxk.NHS or (ctxk.NHS in around and near not in (ctxk.PHONE, ctxk.ACCOUNT)):
             return NHS_NUMBER, 0.95
-        if near == ctxk.PHONE or ctxk.PHONE in around or _us_phone_shape(seps, groups):
+        us_shaped = _us_phone_shape(seps, groups) and _us_number(d)
+        if near == ctxk.PHONE or ctxk.PHONE in around or us_shaped:
             return PHONE_NUMBER, 0.85 if _nanp(d) or d[0] == "0" else 0.6
         if not other and near not in (ctxk.ACCOUNT, ctxk.ROUTING, ctxk.CARD, ctxk.SSN, ctxk.SORT):
             return NHS_NUMBER, 0.75
