@@ -147,8 +147,9 @@ class Redactor:
         for j in range(max(0, n - 14), min(start, n - 1)):
             if (
                 low[j].upper() in IBAN_LENGTHS
-                and (tokens.raw[j].isupper() or not tokens.gap(j + 1))  # "GB82", "gb46"
                 and low[j + 1].isdigit()
+                # "GB82", "gb46", "pl 13": a code, then exactly its two check digits
+                and (tokens.raw[j].isupper() or not tokens.gap(j + 1) or len(low[j + 1]) == 2)
                 and all(low[m].isalnum() and len(low[m]) <= 4 for m in range(j, start))
             ):
                 start = j
