@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callvault.redact import Redactor
+from callvault.redact import Redactor, _engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_DATA = ROOT / "tests" / "data" / "redact" / "dev.jsonl"
@@ -440,6 +440,8 @@ def main() -> None:
         for name in engines
     }
     results["ours"]["measured"] = "callvault.redact.Redactor().find(text)"
+    # Which core ran: the mypyc build (scripts/build-redact-fast) or the interpreted modules.
+    results["ours"]["core"] = _engine.CORE.__name__
     findings = sum(len(redactor.find(t)) for t in texts)
     results["ours"]["findings"] = findings
     results["presidio"]["findings"] = sum(len(analyze(t)) for t in texts)
