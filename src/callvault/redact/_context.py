@@ -95,6 +95,14 @@ _KEYWORDS: Final = {
 }
 
 
+# Words that may sit between a birth keyword and the date it introduces.
+_BIRTH_GLUE: Final = frozenset(
+    {"is", "was", "the", "on", "of", "it's", "its", "'s", ":", ",", "-", "um", "uh", "er",
+     "erm", "yes", "yeah", "it", "at", "in", "be", "should", "that's", "?", "!", ".", ";",
+     "my", "sure", "okay", "ok", "right", "please", "so", "thats", "her", "his", "their"}
+)  # fmt: skip
+
+
 def _build() -> ahocorasick.Automaton:
     automaton = ahocorasick.Automaton()
     for category, phrases in _KEYWORDS.items():
@@ -131,6 +139,22 @@ class Context:
 
     def __bool__(self) -> bool:
         return bool(self._hits)
+
+    def birth_close(self, tokens: Tokens, first: int, last: int) -> bool:
+        """A birth keyword right before ``first`` (no word between but "is",
+        "the", "on", ...) or right after ``last``: "date of birth is the 12th", not "changed
+        my date of birth in the app on the 12th"."""
+        if DOB in self.after(last):
+            return True
+        hi = bisect_left(self._ends, first)
+        k = hi - 1
+        while k >= 0 and self._hits[k][1] >= first - BEFORE:
+            end, cat = self._hits[k][1], self._hits[k][2]
+            if cat == DOB:
+                between = [w for w in tokens.low[end + 1 : first] if w not in _BIRTH_GLUE]
+                return not between
+            k -= 1
+        return False
 
     def starts_of(self, category: str) -> list[int]:
         """First token of each hit of ``category``."""

@@ -48,11 +48,23 @@ _VALUE_CATS: Final = frozenset(
 class _Where:
     """The context of one candidate window: nearest keyword, and all around it."""
 
-    __slots__ = ("_first", "_tokens", "around", "nearest", "plus", "plus_tok", "state_before")
+    __slots__ = (
+        "_ctx",
+        "_first",
+        "_last",
+        "_tokens",
+        "around",
+        "nearest",
+        "plus",
+        "plus_tok",
+        "state_before",
+    )
 
     def __init__(self, tokens: Tokens, ctx: Context | None, first: int, last: int) -> None:
         self._tokens = tokens
         self._first = first
+        self._last = last
+        self._ctx = ctx
         self.plus = False
         self.plus_tok = first - 1
         self.state_before = False
@@ -73,10 +85,18 @@ class _Where:
 
     def inner(self) -> _Where:
         """The same context for a window that starts inside the run."""
-        other = _Where(self._tokens, None, self._first, self._first)
+        other = _Where(self._tokens, None, self._first, self._last)
         other.nearest = self.nearest
         other.around = self.around
+        other._ctx = self._ctx
         return other
+
+    @property
+    def birth_close(self) -> bool:
+        """A birth keyword introduces this very number (see :meth:`Context.birth_close`)."""
+        return self._ctx is not None and self._ctx.birth_close(
+            self._tokens, self._first, self._last
+        )
 
     @property
     def street_before(self) -> bool:
@@ -125,8 +145,8 @@ def classify(
     around = where.around
     other = near == ctxk.OTHER
     # Date of birth: a date in a birth context wins over every numeric reading.
-    if ctxk.DOB in around and 4 <= n <= 8 and digit_date(d, groups):
-        return DATE_OF_BIRTH, 0.9 if near == ctxk.DOB else 0.75
+    if ctxk.DOB in around and 4 <= n <= 8 and where.birth_close and digit_date(d, groups):
+        return DATE_OF_BIRTH, 0.91
     if 12 <= n <= 19 and luhn(d):
         carded = ctxk.CARD in around
         # Inside a longer run, a card needs its context or the usual 15/16 digits.

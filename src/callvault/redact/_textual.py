@@ -518,7 +518,7 @@ def _birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
     for first, last, year in month_dates(tokens):
         if year > THIS_YEAR:
             continue  # not a birth date, whatever the context says
-        if ctxk.DOB in ctx.before(first, 12) or ctxk.DOB in ctx.after(last):
+        if ctx.birth_close(tokens, first, last):
             out.append((tokens.starts[first], tokens.ends[last], DATE_OF_BIRTH, 0.92))
     return out
 
@@ -538,6 +538,8 @@ def _spoken_birth_dates(tokens: Tokens, ctx: Context) -> list[Candidate]:
     # "... the twenty second of the ninth forty, my date of birth": the date before the phrase.
     for first in ctx.starts_of(ctxk.DOB):
         for k in range(max(0, first - 14), first):
+            if k > 0 and _digits(tokens, k - 1) is not None:
+                continue  # a date starts where a number starts, not inside one
             got = numeric_dates(tokens, k)
             if got is not None and first - 5 <= got[1] < first:
                 out.append((tokens.starts[got[0]], tokens.ends[got[1]], DATE_OF_BIRTH, 0.9))
