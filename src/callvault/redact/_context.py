@@ -87,7 +87,7 @@ _KEYWORDS: Final = {
     OTHER: """order number|order no|order|reference|ref|reference number|ticket|tracking|
         invoice|policy number|policy|claim number|claim|booking|confirmation number|
         confirmation|case number|case|pounds|dollars|£|$|€|percent|%|flight|room|extension|
-        ext|pin|quantity|items|units|price|cost|costs|total|balance|amount|pay|paid|
+        ext|pin|quantity|items|units|price|cost|costs|total|balance|amount|
         version|model|serial|membership|member number|customer number|parcel|consignment|
         meter|minutes|hours|seconds|days|weeks|months|years|mg|ml|kg|miles|km|times|
         o'clock|am|pm|p . m|a . m|page|chapter|item|number of|bus|platform|gate|seat|

@@ -152,7 +152,11 @@ def classify(
         # Inside a longer run, a card needs its context or the usual 15/16 digits.
         plausible = whole or carded or n in (15, 16)
         if card_prefix_ok(d) and plausible:
-            return CARD_NUMBER, 0.99 if carded else (0.4 if other else 0.9)
+            if carded:
+                return CARD_NUMBER, 0.99
+            # After "order"/"reference", only a whole card-length number stays a card: a
+            # missed card is a PCI leak, a masked order number is not.
+            return CARD_NUMBER, 0.9 if not other else (0.8 if whole and n in (15, 16) else 0.4)
         if carded and not other:
             return CARD_NUMBER, 0.8
     if where.plus and 8 <= n <= 15:

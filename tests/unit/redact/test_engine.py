@@ -884,3 +884,21 @@ def test_open_tail_comma_after_digits_is_pending(text: str) -> None:
 def test_open_tail_joining_word_alone_is_settled() -> None:
     text = "I am thinking of the"
     assert R.open_tail(text) == len(text)
+
+
+class _FakeNer:
+    """A stand-in model: tags "Zaphod" as a PERSON (the rules do not know the name)."""
+
+    def find(self, text: str) -> list[Finding]:
+        start = text.find("Zaphod")
+        return [] if start < 0 else [Finding(start, start + 6, "PERSON", 0.6)]
+
+
+def test_an_ner_backend_adds_its_findings_under_the_same_overlap_rule() -> None:
+    text = "Zaphod paid with 4111 1111 1111 1111 today"
+    assert [f.entity for f in Redactor().find(text)] == ["CARD_NUMBER"]
+    found = Redactor(ner=_FakeNer()).find(text)
+    assert [(text[f.start : f.end], f.entity) for f in found] == [
+        ("Zaphod", "PERSON"),
+        ("4111 1111 1111 1111", "CARD_NUMBER"),
+    ]
