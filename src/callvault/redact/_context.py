@@ -49,6 +49,7 @@ _KEYWORDS: Final = {
         back of the card|security number|card verification|verification code|
         signature strip|
         three digit security|four digit code on the front|cid|on the back|the back|back of it|
+        c v v|c v c|c v v two|cvv's|
         back it's|
         at the back|reverse|cvv number|security digits""",
     EXPIRY: """expiry|expiry date|expiration|expiration date|expires|expire|exp|exp date|
@@ -82,7 +83,7 @@ _KEYWORDS: Final = {
         post code's""",
     ADDRESS: """address|live at|i live|living at|home address|street|flat|apartment|apt|
         suite|house number|residential""",
-    NAME: """my name is|name is|name's|this is|i am|i'm|speaking to|it's|full name|
+    NAME: """my name is|name is|name's|this is|i am|i'm|speaking to|it's|full name|surname's|
         surname|first name|last name|called|name""",
     OTHER: """order number|order no|order|reference|ref|reference number|ticket|tracking|
         invoice|policy number|policy|claim number|claim|booking|confirmation number|

@@ -69,6 +69,8 @@ STOP_WORDS: Final = frozenset(
     address date birth born calling ringing and from with the calling
     yesterday tomorrow tonight morning afternoon evening last next week weekend earlier
     later already said told asked
+        monday tuesday wednesday thursday friday saturday sunday wrong right order platform
+    worth you're we're they're he's she's there's who's me again cheers thanks okay fine
     """.split()  # noqa: SIM905 - a word list reads best as one string
 )
 

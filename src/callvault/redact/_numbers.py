@@ -39,6 +39,9 @@ _NUMERIC_WORDS = (
 ) - WEAK_ZEROS
 _SCALE = {"hundred": 100, "thousand": 1000}
 _STARTERS = _NUMERIC_WORDS | WEAK_ZEROS
+# A homophone may open a run right after these ("the code is ate nine nine"), not "to".
+_LEAD_IN = frozenset({"is", "are", "was", ":", "it's", "its"})
+_LEAD_HOMOPHONES = frozenset(HOMOPHONES) - {"to", "too"}
 # Separators said as words between digit groups ("oh nine slash twenty seven").
 _SPOKEN_SEPS = {"slash": "/", "dash": "-", "hyphen": "-"}
 _DIGIT_CHAR = {w: str(v) for w, v in DIGIT_WORDS.items()}
@@ -141,15 +144,21 @@ def number_runs(tokens: Tokens) -> list[Run]:
     low = tokens.low
     n = len(low)
     runs: list[Run] = []
-    starts = [k for k, w in enumerate(low) if w in _STARTERS or w.isdigit()]
+    starts = [
+        k
+        for k, w in enumerate(low)
+        if w in _STARTERS or w.isdigit() or (w in _LEAD_HOMOPHONES and k and low[k - 1] in _LEAD_IN)
+    ]
     scaled_ok = not _SCALE.keys().isdisjoint(low)
     i = 0
     for i0 in starts:
         if i0 < i:
             continue
         i = i0
-        if not _is_numberish(tokens, i) and not (
-            low[i] in WEAK_ZEROS and i + 1 < n and _is_numberish(tokens, i + 1)
+        if (
+            not _is_numberish(tokens, i)
+            and not (low[i] in WEAK_ZEROS and i + 1 < n and _is_numberish(tokens, i + 1))
+            and low[i] not in _LEAD_HOMOPHONES
         ):
             continue
         run = Run(digits="", first_tok=[], last_tok=[], spoken=False, seps=[])
@@ -226,7 +235,15 @@ def number_runs(tokens: Tokens) -> list[Run]:
                     k = nxt + 1
                     continue
                 break
-            if digits and w in HOMOPHONES and k + 1 < n and _is_numberish(tokens, k + 1):
+            lead = (
+                not digits
+                and k > 0
+                and low[k - 1] in _LEAD_IN
+                and k + 2 < n
+                and _is_numberish(tokens, k + 1)
+                and _is_numberish(tokens, k + 2)
+            )
+            if (digits or lead) and w in HOMOPHONES and k + 1 < n and _is_numberish(tokens, k + 1):
                 _push(run, digits, str(HOMOPHONES[w]), k, k, sep_in)
                 k += 1
                 continue

@@ -65,13 +65,20 @@ _AT: Final = frozenset({"at", "@"})
 _LOCAL_STOP: Final = STOP_WORDS | {"email", "e", "mail", "address", ":", "is", "me", "it"}
 _STRONG_NAME: Final = frozenset(
     {("my", "name", "is"), ("name", "is"), ("name's",), ("full", "name"), ("surname",),
-     ("first", "name"), ("last", "name"), ("called",), ("name",)}
+     ("first", "name"), ("last", "name"), ("called",), ("name",), ("surname's",)}
 )  # fmt: skip
 _NAME_BY_FIRST: Final = {
     first: sorted((p for p in _STRONG_NAME if p[0] == first), key=len, reverse=True)
     for first in {p[0] for p in _STRONG_NAME}
 }
-_NAME_END: Final = frozenset({"speaking", "here", "calling", "from", "ringing", "phoning"})
+_NAME_END: Final = frozenset(
+    {"speaking", "here", "calling", "from", "ringing", "phoning", "", ",", ".", "my", "and", "i",
+     "i've", "i'm", "i'll", "i'd", "on", "again", "about"}
+)  # fmt: skip
+_NAME_END_STRICT: Final = frozenset({"speaking", "here", "calling", "ringing", "phoning"})
+_GREETINGS: Final = frozenset(
+    {"hi", "hello", "yes", "yeah", "sure", "oh", "okay", "ok", "hiya", ","}
+)
 
 
 def _letters(tokens: Tokens, i: int) -> str | None:
@@ -450,8 +457,10 @@ def _name_tokens(tokens: Tokens, k: int, cased: bool, limit: int = 3) -> int:
     while k + got < n and got < limit:
         raw = tokens.raw[k + got]
         low = tokens.low[k + got]
-        if not raw[0].isalpha() or low in STOP_WORDS or low in DIGIT_WORDS:
+        if not raw[0].isalpha() or low in STOP_WORDS or low in _CODE_WORDS:
             break
+        if not cased and low.endswith(("ing", "ed", "ly")) and len(low) > 4:
+            break  # "i'm worried", "this is really": words, not names
         if cased and not raw[0].isupper():
             break
         if low in TITLES:
@@ -469,13 +478,8 @@ def _persons(tokens: Tokens) -> list[Candidate]:
         w = low[i]
         if w in TITLES and i + 1 < n:
             k = i + 2 if low[i + 1] == "." else i + 1
-            if (
-                w == "dr"
-                and i > 0
-                and low[i - 1] not in STOP_WORDS
-                and not tokens.raw[i][0].isupper()
-            ):
-                continue
+            if w == "dr" and any(low[j].isdigit() for j in range(max(0, i - 4), i)):
+                continue  # "12 Acacia Dr": a street, not a doctor
             got = _name_tokens(tokens, k, cased, 2)
             if got:
                 out.append((tokens.starts[k], tokens.ends[k + got - 1], PERSON, 0.85))
@@ -498,18 +502,34 @@ def _persons(tokens: Tokens) -> list[Candidate]:
         start = strong if strong is not None else weak
         if start is None or start >= n:
             continue
-        if low[start] in (":", "-", ","):
+        if strong is not None and low[start] in ("is", "was", "'s"):
+            start += 1  # "my surname is anderson"
+        if start < n and low[start] in (":", "-", ","):
             start += 1
+        if start >= n:
+            continue
         got = _name_tokens(tokens, start, cased)
         if not got:
             continue
         if strong is None and not cased:
             end_word = low[start + got] if start + got < n else ""
-            if end_word not in _NAME_END:
+            # "it's wrong", "it's order number ...": after "it's" only "X here/speaking" counts
+            ends = _NAME_END_STRICT if w == "it's" else _NAME_END
+            if end_word not in ends:
                 continue
         if strong is None and cased and not tokens.raw[start][0].isupper():
             continue
         out.append((tokens.starts[start], tokens.ends[start + got - 1], PERSON, 0.8))
+    # "hi, Troy Hatfield here": a name right after a greeting (or the start) and before
+    # "here"/"speaking".
+    for h in [k for k, w in enumerate(low) if w in ("here", "speaking")]:
+        for size in (3, 2, 1):
+            k = h - size
+            if k < 0 or (k > 0 and low[k - 1] not in _GREETINGS):
+                continue
+            if _name_tokens(tokens, k, cased, size) == size:
+                out.append((tokens.starts[k], tokens.ends[h - 1], PERSON, 0.75))
+                break
     return out
 
 
@@ -574,7 +594,7 @@ _EXPIRY_NEAR: Final = frozenset({ctxk.EXPIRY, ctxk.DOB, ctxk.OTHER})
 
 
 _PERSON_CUES: Final = (
-    TITLES | {p[0] for p in _STRONG_NAME} | {"this", "i", "speaking", "i'm", "it's"}
+    TITLES | {p[0] for p in _STRONG_NAME} | {"this", "i", "speaking", "i'm", "it's", "here"}
 )
 
 
