@@ -157,7 +157,7 @@ def number_runs(tokens: Tokens) -> list[Run]:
         i = i0
         if (
             not _is_numberish(tokens, i)
-            and not (low[i] in WEAK_ZEROS and i + 1 < n and _is_numberish(tokens, i + 1))
+            and not (low[i] in WEAK_ZEROS and _weak_zero_ok(tokens, i, in_run=False))
             and low[i] not in _LEAD_HOMOPHONES
         ):
             continue
@@ -277,6 +277,9 @@ def number_runs(tokens: Tokens) -> list[Run]:
 
 def _weak_zero_ok(tokens: Tokens, k: int, *, in_run: bool) -> bool:
     """'oh'/'o'/'nil' is a zero inside a run or right before another number token."""
+    raw = tokens.raw[k]
+    if len(raw) == 2 and raw.isupper():
+        return False  # "OH 20196": the state, not a zero
     if in_run:
         return True
     nxt = k + 1

@@ -109,11 +109,12 @@ class _Where:
 
 
 def _state(tokens: Tokens, k: int) -> bool:
-    """A US state name, or its two-letter code in capitals ("OH", not "oh")."""
+    """A US state name, or its two-letter code in capitals ("OH", not "oh") or after a comma
+    ("sacramento, ca")."""
     if k < 0 or tokens.low[k] not in US_STATES:
         return False
     raw = tokens.raw[k]
-    return len(raw) > 2 or raw.isupper()
+    return len(raw) > 2 or raw.isupper() or (k > 0 and tokens.low[k - 1] == ",")
 
 
 def _us_phone_shape(seps: list[str], groups: list[int]) -> bool:

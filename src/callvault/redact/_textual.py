@@ -445,9 +445,61 @@ def _addresses(tokens: Tokens) -> list[Candidate]:
                 first = j + 1
         if first < 0:
             continue
-        end = s + 1 if s + 1 < len(low) and low[s + 1] == "." else s
-        out.append((tokens.starts[first], tokens.ends[end - (end != s)], STREET_ADDRESS, 0.85))
+        last = _unit_after(tokens, s)
+        first = _unit_before(tokens, first)
+        out.append((tokens.starts[first], tokens.ends[last], STREET_ADDRESS, 0.85))
     return out
+
+
+_UNIT_WORDS: Final = frozenset({"apt", "apartment", "flat", "unit", "suite", "#", "no"})
+
+
+def _unit_number(tokens: Tokens, k: int) -> int:
+    """Last token of a flat/apartment number at ``k`` ("27B", "12", "nineteen b"), or -1."""
+    low = tokens.low
+    n = len(low)
+    if k >= n:
+        return -1
+    if low[k].isdigit():
+        end = k
+    else:
+        got = _digits(tokens, k)
+        if got is None:
+            return -1
+        end = got[1] - 1
+    if (
+        end + 1 < n
+        and len(low[end + 1]) == 1
+        and low[end + 1].isalpha()
+        and not tokens.gap(end + 1)
+    ):
+        end += 1  # "27B"
+    return end
+
+
+def _unit_after(tokens: Tokens, s: int) -> int:
+    """Extend an address past its street suffix over ", Apt 27B" / "apartment twelve"."""
+    low = tokens.low
+    k = s + 1
+    if k < len(low) and low[k] == ",":
+        k += 1
+    if k < len(low) and low[k] in _UNIT_WORDS:
+        end = _unit_number(tokens, k + 1)
+        if end >= 0:
+            return end
+    return s
+
+
+def _unit_before(tokens: Tokens, first: int) -> int:
+    """Extend an address back over a leading "Flat 15, " / "apartment 3"."""
+    low = tokens.low
+    k = first - 1
+    if k >= 0 and low[k] == ",":
+        k -= 1
+    for back in range(k, max(-1, k - 4), -1):
+        if back >= 0 and low[back] in _UNIT_WORDS and _unit_number(tokens, back + 1) == k:
+            return back
+    return first
 
 
 def _name_tokens(tokens: Tokens, k: int, cased: bool, limit: int = 3) -> int:
