@@ -15,6 +15,20 @@ id, tenant, active flag and its (immutable, hash-caching) set of bindings: a
 changed binding is a different key, so the cache cannot serve stale grants.
 Decisions are memoised on a key that holds all of Cedar's input but the
 fixed policy set (see :meth:`Authorizer.authorize`).
+
+Decision classes (ADR 10). When the policy set is exactly the shipped shape
+(the tenant wall, the inactive forbid, and one "role R bound at any scope in
+the chain" permit per role, checked structurally at start-up), Cedar's
+answer depends only on: whether the principal's tenant is the resource's,
+the active flag, the action, the resource type, and *which roles* have a
+binding among the resource's scopes. Such a request is decided by asking
+Cedar about a canonical representative of its class (a principal bound at
+one scope "S" for exactly those roles, a resource in "S"), memoised per
+class, so a decision is a few dict lookups after the first of its class. A
+policy set of any other shape turns this off: every request goes to Cedar
+as it is. Tests check class decisions against full evaluation on random
+principals and resources.
+
 This module never decides on its own; it only shapes Cedar's input.
 """
 
@@ -118,6 +132,7 @@ def _principal_entity(principal: Principal) -> dict[str, Any]:
 
 
 _CacheKey = tuple[str, str, bool, frozenset[Binding]]
+_ClassKey = tuple[bool, bool, Action, ResourceKind, frozenset[Role]]
 _DecisionKey = tuple[str, str, bool, frozenset[Binding], Action, ResourceKind, str, tuple[str, ...]]
 _ENTITY_TYPE = {kind: kind.value.capitalize() for kind in ResourceKind}
 
@@ -168,6 +183,11 @@ class Authorizer:
         self._cache: _Memo[_CacheKey, cedarpy.Entities] = _Memo(_PRINCIPAL_CACHE_SIZE)
         self._contexts: _Memo[tuple[str, ...], str] = _Memo(_CONTEXT_CACHE_SIZE)
         self._decisions: _Memo[_DecisionKey, Decision] = _Memo(_DECISION_CACHE_SIZE)
+        # (3) Decision classes: only for a policy set of exactly the shipped shape.
+        self.classes = _has_role_shape(policy_text)
+        self._indexes: _Memo[_CacheKey, dict[str, frozenset[Role]]] = _Memo(_PRINCIPAL_CACHE_SIZE)
+        self._class_decisions: _Memo[_ClassKey, Decision] = _Memo(_DECISION_CACHE_SIZE)
+        self._class_entities: _Memo[tuple[bool, frozenset[Role]], cedarpy.Entities] = _Memo(512)
 
     def _entities(self, principal: Principal) -> cedarpy.Entities:
         key: _CacheKey = (principal.id, principal.tenant_id, principal.active, principal.bindings)
@@ -216,7 +236,66 @@ class Authorizer:
         hit = self._decisions.get(key)
         if hit is not None:
             return hit
+        if self.classes:
+            return self._decisions.put(key, self.decide_by_class(principal, action, resource))
         return self._decisions.put(key, self.evaluate(principal, action, resource))
+
+    def _role_index(self, principal: Principal) -> dict[str, frozenset[Role]]:
+        """Scope id → the roles the principal holds there (cached like the entities)."""
+        key: _CacheKey = (principal.id, principal.tenant_id, principal.active, principal.bindings)
+        hit = self._indexes.get(key)
+        if hit is not None:
+            return hit
+        roles: dict[str, set[Role]] = {}
+        for binding in principal.bindings:
+            roles.setdefault(binding.scope_id, set()).add(binding.role)
+        return self._indexes.put(key, {sid: frozenset(rs) for sid, rs in roles.items()})
+
+    def decide_by_class(self, principal: Principal, action: Action, resource: Resource) -> Decision:
+        """Cedar's decision for the request's class (module docstring), memoised per class."""
+        index = self._role_index(principal)
+        matched: frozenset[Role] = frozenset().union(*(index.get(s, ()) for s in resource.scopes))
+        same_tenant = principal.tenant_id == resource.tenant_id
+        key: _ClassKey = (same_tenant, principal.active, action, resource.kind, matched)
+        hit = self._class_decisions.get(key)
+        if hit is not None:
+            return hit
+        return self._class_decisions.put(key, self._ask_class(*key))
+
+    def _ask_class(
+        self,
+        same_tenant: bool,
+        active: bool,
+        action: Action,
+        kind: ResourceKind,
+        matched: frozenset[Role],
+    ) -> Decision:
+        ekey = (active, matched)
+        entities = self._class_entities.get(ekey)
+        if entities is None:
+            rep = {
+                "uid": _uid("Principal", _REP_PRINCIPAL),
+                "attrs": {
+                    "tenant": _REP_TENANT,
+                    "active": active,
+                    "bindings": {r.value: ([_REP_SCOPE] if r in matched else []) for r in Role},
+                },
+                "parents": [],
+            }
+            parsed = cedarpy.Entities.from_json_str(
+                json.dumps([*json.loads(self._actions_json), rep])
+            )
+            entities = self._class_entities.put(ekey, parsed)
+        context = json.dumps(
+            {"tenant": _REP_TENANT if same_tenant else _REP_OTHER_TENANT, "scopes": [_REP_SCOPE]}
+        )
+        request = {
+            "principal": {"type": "Principal", "id": _REP_PRINCIPAL},
+            "action": {"type": "Action", "id": action.value},
+            "resource": {"type": _ENTITY_TYPE[kind], "id": _REP_RESOURCE},
+            "context": context,
+        }
+        return _decision(cedarpy.is_authorized(request, self._policies, entities))
 
     def evaluate(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         """Ask Cedar, bypassing the decision memo (benchmarks and diagnostics)."""
@@ -227,16 +306,59 @@ class Authorizer:
             "resource": {"type": _ENTITY_TYPE[resource.kind], "id": resource.id},
             "context": context,
         }
-        result = cedarpy.is_authorized(request, self._policies, self._entities(principal))
-        diagnostics = result.diagnostics
-        if diagnostics.errors:
-            # An evaluation error is a deny (Cedar's semantics); surface it as such.
-            return Decision(allowed=False, reasons=("evaluation-error",))
-        ids = diagnostics.id_annotations_by_reason
-        return Decision(
-            allowed=result.allowed,
-            reasons=tuple(sorted(ids.get(r, r) for r in diagnostics.reasons)),
-        )
+        return _decision(cedarpy.is_authorized(request, self._policies, self._entities(principal)))
+
+
+def _decision(result: cedarpy.AuthzResult) -> Decision:
+    diagnostics = result.diagnostics
+    if diagnostics.errors:
+        # An evaluation error is a deny (Cedar's semantics); surface it as such.
+        return Decision(allowed=False, reasons=("evaluation-error",))
+    ids = diagnostics.id_annotations_by_reason
+    return Decision(
+        allowed=result.allowed,
+        reasons=tuple(sorted(ids.get(r, r) for r in diagnostics.reasons)),
+    )
+
+
+# The canonical representative of a decision class (ids no real row can have: no prefix).
+_REP_PRINCIPAL = "class-principal"
+_REP_TENANT = "class-tenant"
+_REP_OTHER_TENANT = "class-other-tenant"
+_REP_SCOPE = "class-scope"
+_REP_RESOURCE = "class-resource"
+
+
+def role_shape_text() -> str:
+    """The policy set whose shape decision classes rely on (the shipped one, generated)."""
+    parts = [
+        (
+            '@id("tenant-wall")\nforbid (principal, action, resource)\n'
+            "unless { context.tenant == principal.tenant };"
+        ),
+        '@id("inactive")\nforbid (principal, action, resource)\nunless { principal.active };',
+    ]
+    parts.extend(
+        f'@id("role-{role.value}")\n'
+        f'permit (principal, action in Action::"role:{role.value}", resource)\n'
+        f"when {{ principal.bindings.{role.value}.containsAny(context.scopes) }};"
+        for role in Role
+    )
+    return "\n\n".join(parts)
+
+
+def _canonical_policies(text: str) -> list[str] | None:
+    """The policies of ``text`` as sorted canonical JSON, or None if it has templates."""
+    doc = json.loads(cedarpy.policies_to_json_str(text))
+    if doc.get("templates") or doc.get("templateLinks"):
+        return None
+    return sorted(json.dumps(p, sort_keys=True) for p in doc["staticPolicies"].values())
+
+
+def _has_role_shape(policy_text: str) -> bool:
+    """Whether ``policy_text`` is, policy for policy, the shape decision classes rely on."""
+    actual = _canonical_policies(policy_text)
+    return actual is not None and actual == _canonical_policies(role_shape_text())
 
 
 @cache
