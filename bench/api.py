@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _calibration import calibration_us
+
 ENDPOINT = "GET /v1/deployments/{id}"
 _BIN = Path(sys.executable).parent / "callvault"
 CALLVAULT = str(_BIN) if _BIN.exists() else (shutil.which("callvault") or "callvault")
@@ -361,21 +363,6 @@ def measure(
         "loadavg_1m_before": round(load_before, 2),
         "calibration_us": calibration,
     }
-
-
-def calibration_us() -> float:
-    """Median time of a fixed pure-Python loop (~5 us on an unloaded modern core).
-
-    This VM's speed drifts by up to 2x from minute to minute; the figure lets a
-    reader compare runs taken at different times.
-    """
-    samples = []
-    for _ in range(2000):
-        t0 = time.perf_counter_ns()
-        sum(range(1000))
-        samples.append(time.perf_counter_ns() - t0)
-    samples.sort()
-    return round(samples[len(samples) // 2] / 1000, 2)
 
 
 def main() -> None:

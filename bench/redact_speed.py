@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _calibration import calibration_us
 from callvault.redact import Redactor, _engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,21 +348,6 @@ def presidio(add_us: bool) -> tuple[Callable[[str], list[Any]], dict[str, Any]]:
 
 
 # -- measuring ------------------------------------------------------------------------
-
-
-def calibration_us() -> float:
-    """Median time of a fixed pure-Python loop (~5 us on an unloaded modern core).
-
-    (As in bench/api.py.) This VM's speed drifts by up to 2x from minute to
-    minute; the figure lets a reader compare runs taken at different times.
-    """
-    samples = []
-    for _ in range(2000):
-        t0 = time.perf_counter_ns()
-        sum(range(1000))
-        samples.append(time.perf_counter_ns() - t0)
-    samples.sort()
-    return round(samples[len(samples) // 2] / 1000, 2)
 
 
 def one_pass(fn: Callable[[str], object], texts: list[str]) -> tuple[list[int], int]:

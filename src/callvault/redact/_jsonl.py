@@ -40,7 +40,7 @@ _JSON_SPACE: Final = b" \t\r\n"
 _DRAIN_CHUNK: Final = 65_536
 
 #: Bytes of JSON allowed per character of text (a non-BMP character escaped
-#: as ``\\uXXXX\\uXXXX`` takes 12; four covers any UTF-8 text written plainly).
+#: as two ``\\u`` escapes takes 12; four covers any UTF-8 text written plainly).
 BYTES_PER_CHAR: Final = 4
 #: Room on a line for the id, the keys and the punctuation around the text.
 LINE_OVERHEAD_BYTES: Final = 65_536
