@@ -20,7 +20,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from psycopg import sql
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,7 @@ from callvault.store.models import (
     TranscriptSegment,
     utcnow,
 )
+from callvault.store.prepared import Prepared
 from tests.integration.pg import PgCluster
 from tests.support.world import CALLER_NUMBER, PROMPT, TRANSCRIPT, World, build_world
 
@@ -514,6 +515,35 @@ def test_initialise_refuses_to_run_twice_on_postgresql(
 
 
 # -- the API end to end --------------------------------------------------------
+
+
+def test_prepared_reads_match_core_and_stay_behind_the_wall(
+    pg_rt: Runtime, pg_world: World
+) -> None:
+    """store.prepared runs on the driver's cursor: same rows and types as Core, and
+    row-level security still applies to a prepared query with no tenant filter."""
+    dep = Deployment.__table__
+    no_filter = Prepared(select(dep.c.id, dep.c.tenant_id, dep.c.created_at), name="all_deps")
+    by_id = Prepared(
+        select(dep).where(dep.c.tenant_id == bindparam("t"), dep.c.id == bindparam("i")),
+        name="dep",
+    )
+    a, b = pg_world.a, pg_world.b
+    conn = pg_rt.db.begin_tenant_connection(a.id)
+    try:
+        fast = no_filter.rows(conn, {})
+        core = conn.execute(no_filter.statement).all()
+        assert [tuple(r) for r in fast] == [tuple(r) for r in core]
+        assert {r.tenant_id for r in fast} == {a.id}
+        assert sorted(r.id for r in fast) == sorted(a.deployments)
+        assert all(r.created_at.tzinfo is not None for r in fast)
+        row = by_id.one_or_none(conn, {"t": a.id, "i": a.deployments[0]})
+        assert row is not None
+        assert tuple(row) == tuple(conn.execute(by_id.statement, {"t": a.id, "i": row.id}).one())
+        # B's deployment by id, even naming B as the tenant: the policy hides it.
+        assert by_id.one_or_none(conn, {"t": b.id, "i": b.deployments[0]}) is None
+    finally:
+        conn.close()
 
 
 def test_api_builds_two_tenants_with_calls_on_postgresql(

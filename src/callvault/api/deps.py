@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from callvault.access import (
@@ -57,7 +58,7 @@ class Ctx:
         self.request_id = request_id
         self._parts = parts
         self._principal: Principal | None = None
-        self._session: Session | None = None
+        self._conn: Connection | None = None
 
     @property
     def principal(self) -> Principal:
@@ -81,20 +82,41 @@ class Ctx:
         finally:
             self.close()
 
+    def _take(self) -> Connection:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise RuntimeError("the request's transaction was already used")
+        return conn
+
     @contextmanager
     def tx(self) -> Iterator[Session]:
-        """The request's tenant transaction (once): committed if the block succeeds."""
-        session, self._session = self._session, None
-        if session is None:
-            raise RuntimeError("the request's transaction was already used")
-        with self.rt.db.finish(session):
+        """The request's tenant transaction (once), as an ORM session: committed if
+        the block succeeds, rolled back if it raises."""
+        conn = self._take()
+        session = self.rt.db.session_on(conn)
+        try:
             yield session
+            session.commit()  # flushes; the transaction is the connection's
+            conn.commit()
+        finally:
+            session.close()
+            conn.close()  # rolls back whatever was not committed
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """The request's tenant transaction (once), as a Core connection for reads."""
+        conn = self._take()
+        try:
+            yield conn
+            conn.commit()
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Roll back and release the transaction if the route never used it."""
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def enforce(self, action: Action, resource: Resource) -> Grant:
         return self.rt.gate.enforce(self.principal, action, resource, request_id=self.request_id)
@@ -105,11 +127,11 @@ class Ctx:
     def _authenticate(self) -> None:
         """Check the key in a new tenant transaction; audit a failure naming a real tenant."""
         rt, parts = self.rt, self._parts
-        session = rt.db.begin_tenant(parts.tenant_id)
+        conn = rt.db.begin_tenant_connection(parts.tenant_id)
         try:
-            self._principal = authenticate(session, parts)
+            self._principal = authenticate(conn, parts)
         except AuthenticationError:
-            session.close()
+            conn.close()
             with rt.db.tenant_tx(parts.tenant_id) as probe:
                 known = probe.get(Tenant, parts.tenant_id) is not None
             if known:
@@ -127,9 +149,9 @@ class Ctx:
                 )
             raise
         except BaseException:  # any failure (even cancellation): release the connection, re-raise
-            session.close()
+            conn.close()
             raise
-        self._session = session
+        self._conn = conn
 
 
 def _bearer(request: Request) -> str:

@@ -24,6 +24,7 @@ from callvault.errors import ConflictError, NotFoundError
 from callvault.redact import Redactor, mask_numbers
 from callvault.store import new_id
 from callvault.store.models import Agent, Call, CallEvent, TranscriptSegment, utcnow
+from callvault.store.prepared import Prepared, Reader, connection_of
 from callvault.store.rows import CallFields
 
 
@@ -82,12 +83,14 @@ _GET_CALL = select(Call).where(Call.tenant_id == bindparam("t"), Call.id == bind
 
 
 _C = Call.__table__
-_READ_CALL = select(_C).where(_C.c.tenant_id == bindparam("t"), _C.c.id == bindparam("i"))
+_READ_CALL = Prepared(
+    select(_C).where(_C.c.tenant_id == bindparam("t"), _C.c.id == bindparam("i")), name="call"
+)
 
 
-def read_call(session: Session, tenant_id: str, call_id: str) -> CallFields:
+def read_call(db: Reader, tenant_id: str, call_id: str) -> CallFields:
     """A call's metadata as a read-only row (no ORM object)."""
-    row = session.connection().execute(_READ_CALL, {"t": tenant_id, "i": call_id}).one_or_none()
+    row = _READ_CALL.one_or_none(connection_of(db), {"t": tenant_id, "i": call_id})
     if row is None:
         raise NotFoundError("call not found", field="call_id")
     return cast("CallFields", row)

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -85,6 +85,38 @@ class Database:
         if not self.is_sqlite:
             session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
         return session
+
+    def begin_tenant_connection(self, tenant_id: str) -> Connection:
+        """Like :meth:`begin_tenant`, on a Core connection (no ORM session).
+
+        The request path uses this (docs/adr/0011): the key lookup and hot
+        metadata reads run on the connection, and a route that writes gets a
+        session joined to the same transaction (:meth:`session_on`). The caller
+        MUST commit and close it; closing without commit rolls back.
+        """
+        conn = self.engine.connect()
+        try:
+            conn.begin()
+            if not self.is_sqlite:
+                conn.execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
+        except BaseException:  # release the pooled connection whatever stopped us, re-raise
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def session_on(conn: Connection) -> Session:
+        """An ORM session inside ``conn``'s transaction, which stays the caller's.
+
+        ``session.commit()`` only flushes; committing (or rolling back by
+        closing) is done on ``conn``.
+        """
+        return Session(
+            bind=conn,
+            join_transaction_mode="rollback_only",
+            expire_on_commit=False,
+            autoflush=False,
+        )
 
     def set_tenant(self, session: Session, tenant_id: str) -> None:
         """Move ``session``'s transaction to ``tenant_id`` (for a writer serving many tenants)."""

@@ -24,6 +24,7 @@ from callvault.crypto import Sealer
 from callvault.errors import ConflictError, InvalidInputError, NotFoundError
 from callvault.store import new_id
 from callvault.store.models import Agent, Deployment, Tenant, utcnow
+from callvault.store.prepared import Prepared, Reader, connection_of
 from callvault.store.rows import AgentFields, DeploymentFields, TenantFields
 from callvault.tenancy import _versions as versions
 from callvault.tenancy._settings import AgentSettings, DeploymentSettings, TenantSettings
@@ -153,31 +154,37 @@ _GET_AGENT = select(Agent).where(Agent.tenant_id == bindparam("t"), Agent.id == 
 
 
 _T, _D, _A = Tenant.__table__, Deployment.__table__, Agent.__table__
-_READ_TENANT = select(_T).where(_T.c.id == bindparam("t"))
-_READ_DEPLOYMENT = select(_D).where(_D.c.tenant_id == bindparam("t"), _D.c.id == bindparam("i"))
-_READ_AGENT = select(_A).where(_A.c.tenant_id == bindparam("t"), _A.c.id == bindparam("i"))
+_READ_TENANT = Prepared(select(_T).where(_T.c.id == bindparam("t")), name="tenant")
+_READ_DEPLOYMENT = Prepared(
+    select(_D).where(_D.c.tenant_id == bindparam("t"), _D.c.id == bindparam("i")),
+    name="deployment",
+)
+_READ_AGENT = Prepared(
+    select(_A).where(_A.c.tenant_id == bindparam("t"), _A.c.id == bindparam("i")),
+    name="agent",
+)
 
 
-def read_tenant(session: Session, tenant_id: str) -> TenantFields:
+def read_tenant(db: Reader, tenant_id: str) -> TenantFields:
     """The tenant's metadata as a read-only row (no ORM object)."""
-    row = session.connection().execute(_READ_TENANT, {"t": tenant_id}).one_or_none()
+    row = _READ_TENANT.one_or_none(connection_of(db), {"t": tenant_id})
     if row is None:
         raise NotFoundError("tenant not found", field="tenant_id")
     return cast("TenantFields", row)
 
 
-def read_deployment(session: Session, tenant_id: str, deployment_id: str) -> DeploymentFields:
+def read_deployment(db: Reader, tenant_id: str, deployment_id: str) -> DeploymentFields:
     """A deployment's metadata as a read-only row (no ORM object)."""
     params = {"t": tenant_id, "i": deployment_id}
-    row = session.connection().execute(_READ_DEPLOYMENT, params).one_or_none()
+    row = _READ_DEPLOYMENT.one_or_none(connection_of(db), params)
     if row is None:
         raise NotFoundError("deployment not found", field="deployment_id")
     return cast("DeploymentFields", row)
 
 
-def read_agent(session: Session, tenant_id: str, agent_id: str) -> AgentFields:
+def read_agent(db: Reader, tenant_id: str, agent_id: str) -> AgentFields:
     """An agent's metadata as a read-only row (no ORM object)."""
-    row = session.connection().execute(_READ_AGENT, {"t": tenant_id, "i": agent_id}).one_or_none()
+    row = _READ_AGENT.one_or_none(connection_of(db), {"t": tenant_id, "i": agent_id})
     if row is None:
         raise NotFoundError("agent not found", field="agent_id")
     return cast("AgentFields", row)

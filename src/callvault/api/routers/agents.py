@@ -42,8 +42,8 @@ def create_agent(
 @router.get("/agents/{agent_id}")
 @blocking
 def get_agent(agent_id: ResourceId, ctx: CtxDep) -> schemas.AgentOut:
-    with ctx.tx() as s:
-        row = tenancy.read_agent(s, ctx.tenant_id, agent_id)
+    with ctx.read() as c:
+        row = tenancy.read_agent(c, ctx.tenant_id, agent_id)
         ctx.enforce(Action.AGENT_READ, resources.of_agent(row))
         return resources.agent_out(row)
 

@@ -66,8 +66,8 @@ def create_call(agent_id: ResourceId, body: schemas.CallCreate, ctx: CtxDep) -> 
 @router.get("/calls/{call_id}")
 @blocking
 def get_call(call_id: ResourceId, ctx: CtxDep) -> schemas.CallOut:
-    with ctx.tx() as s:
-        row = calls.read_call(s, ctx.tenant_id, call_id)
+    with ctx.read() as c:
+        row = calls.read_call(c, ctx.tenant_id, call_id)
         ctx.enforce(Action.CALL_READ, resources.of_call(row))
         return resources.call_out(row)
 

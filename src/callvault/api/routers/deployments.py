@@ -41,8 +41,8 @@ def create_deployment(body: tenancy.DeploymentSettings, ctx: CtxDep) -> schemas.
 @router.get("/{deployment_id}")
 @blocking
 def get_deployment(deployment_id: ResourceId, ctx: CtxDep) -> schemas.DeploymentOut:
-    with ctx.tx() as s:
-        row = tenancy.read_deployment(s, ctx.tenant_id, deployment_id)
+    with ctx.read() as c:
+        row = tenancy.read_deployment(c, ctx.tenant_id, deployment_id)
         ctx.enforce(Action.DEPLOYMENT_READ, resources.of_deployment(row))
         return resources.deployment_out(row)
 

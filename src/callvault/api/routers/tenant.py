@@ -16,8 +16,8 @@ router = APIRouter(prefix="/v1", tags=["tenant"])
 @router.get("/tenant")
 @blocking
 def get_tenant(ctx: CtxDep) -> schemas.TenantOut:
-    with ctx.tx() as s:
-        row = tenancy.read_tenant(s, ctx.tenant_id)
+    with ctx.read() as c:
+        row = tenancy.read_tenant(c, ctx.tenant_id)
         ctx.enforce(Action.TENANT_READ, resources.of_tenant(row))
         return resources.tenant_out(row)
 
