@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         le=100,
         description="Longest a group commit waits for more entries once it has one.",
     )
+    audit_writers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Group-commit writer threads on PostgreSQL, each with its own transaction; "
+        "tenants are spread over them (a tenant always on the same one). SQLite uses one.",
+    )
     audit_append_timeout_ms: int = Field(
         default=5_000,
         ge=10,

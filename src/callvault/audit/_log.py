@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from callvault.audit import _store, proofs
 from callvault.audit._entry import AuditEvent, entry_bytes
 from callvault.audit._keys import LogKeys, TenantLogKey
-from callvault.audit._writer import GroupCommitter, Pending
+from callvault.audit._writer import Pending, ShardedCommitter
 from callvault.audit.checkpoint import Checkpoint
 from callvault.audit.merkle import leaf_hash
 from callvault.audit.note import sign
@@ -62,11 +62,15 @@ class AuditLog:
         self._db = db
         self._max = settings.audit_max_entry_bytes
         self._timeout = settings.audit_append_timeout_ms / 1000
-        # The writer's own connections: requests holding pooled ones never starve it.
-        self._writer_db = Database(settings, pool_size=2)
+        # SQLite has one writer at a time anyway: one committer there.
+        shards = 1 if db.is_sqlite else settings.audit_writers
+        # The writers' own connections (one each, one spare): requests holding
+        # pooled ones never starve them.
+        self._writer_db = Database(settings, pool_size=shards + 1)
         self.keys = LogKeys(db, sealer, settings.audit_origin_prefix)
-        self._committer = GroupCommitter(
+        self._committer = ShardedCommitter(
             self._commit,
+            shards=shards,
             max_batch=settings.audit_batch_max,
             max_wait_s=settings.audit_batch_wait_ms / 1000,
         )
@@ -239,6 +243,8 @@ class AuditLog:
             self._scheduler = None
         self._committer.stop()
         self.checkpoint_grown()
+        if self._pg_batch is not None:
+            self._pg_batch.close()
         self._writer_db.dispose()
 
     def check(self) -> None:

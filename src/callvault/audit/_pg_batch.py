@@ -5,8 +5,9 @@ Measured on the append path, the cost of a batch was mostly per statement
 reading the head, inserting, updating the head, COMMIT, per tenant), not per
 entry. So the writer thread:
 
-- talks to psycopg directly on a connection of its own (checked out of the
-  writer's pool for the batch);
+- talks to psycopg directly on a connection of its own, kept by each writer
+  thread between batches (no pool checkout and liveness ping per batch; a
+  connection that failed is discarded and the next batch takes a fresh one);
 - keeps each tenant's head (size + compact range) in memory after a commit,
   so it need not lock and read it before appending;
 - sends, for every tenant of the batch, ``set_config`` (row-level security)
@@ -29,6 +30,7 @@ commits on the second try.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from callvault.errors import AuditUnavailableError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlalchemy.pool import PoolProxiedConnection
 
     from callvault.audit._writer import Pending
 
@@ -74,8 +77,34 @@ class _StaleHeadError(Exception):
 class PgBatchWriter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        #: Heads as of this writer's last commit (only the writer thread touches it).
+        #: Heads as of the last commit of each tenant (a tenant has one writer thread).
         self._heads: dict[str, CompactRange] = {}
+        self._local = threading.local()
+        self._kept: list[PoolProxiedConnection] = []
+        self._kept_lock = threading.Lock()
+
+    def _connection(self) -> PoolProxiedConnection:
+        raw: PoolProxiedConnection | None = getattr(self._local, "raw", None)
+        if raw is None:
+            raw = self._engine.raw_connection()
+            self._local.raw = raw
+            with self._kept_lock:
+                self._kept.append(raw)
+        return raw
+
+    def _discard(self, raw: PoolProxiedConnection) -> None:
+        self._local.raw = None
+        with self._kept_lock:
+            if raw in self._kept:
+                self._kept.remove(raw)
+        raw.invalidate()
+
+    def close(self) -> None:
+        """Return the writer threads' connections (call after they stopped)."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, []
+        for raw in kept:
+            raw.close()
 
     def commit(self, groups: dict[str, list[Pending]], at: datetime) -> None:
         """Write the batch in one transaction and set each pending's ``first`` index."""
@@ -93,7 +122,7 @@ class PgBatchWriter:
         self, groups: dict[str, list[Pending]], at: datetime, *, lock: bool = False
     ) -> None:
         tenants = sorted(groups)
-        raw = self._engine.raw_connection()
+        raw = self._connection()
         try:
             conn: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]  # psycopg under the psycopg dialect
             new_heads: dict[str, CompactRange] = {}
@@ -122,8 +151,11 @@ class PgBatchWriter:
                         raise _StaleHeadError
             except pg_errors.UniqueViolation:
                 raise _StaleHeadError from None
-        finally:
-            raw.close()
+        except _StaleHeadError:
+            raise  # the transaction rolled back; the connection is fine
+        except BaseException:  # the connection may be broken: never reuse it; re-raise
+            self._discard(raw)
+            raise
         self._heads.update(new_heads)
         for tenant_id in tenants:
             first = states[tenant_id].size

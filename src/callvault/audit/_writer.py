@@ -17,6 +17,13 @@ that did not happen), never the other way round.
 
 The writer has its own database connections (``Database`` built with a pool
 of its own), so requests holding pooled connections can never starve it.
+
+:class:`ShardedCommitter` spreads tenants over several such committers (one
+writer thread and transaction each; a tenant always goes to the same one, so
+its appends keep their order and its indices stay contiguous). On PostgreSQL
+their transactions run side by side and share WAL flushes: with callers that
+each wait for their own commit, one committer's throughput is bounded by
+callers / (commit latency + gather wait), not by CPU.
 """
 
 from __future__ import annotations
@@ -188,3 +195,37 @@ class GroupCommitter:
             if item is not None:
                 item.failed = True
                 item.finish()
+
+
+class ShardedCommitter:
+    """Tenants spread over ``shards`` independent group committers.
+
+    A tenant is given a shard the first time it appends (round robin) and keeps
+    it for the life of the process.
+    """
+
+    def __init__(self, commit: CommitFn, *, shards: int, max_batch: int, max_wait_s: float) -> None:
+        if shards < 1:
+            raise ValueError("at least one shard")
+        self._shards = [
+            GroupCommitter(commit, max_batch=max_batch, max_wait_s=max_wait_s)
+            for _ in range(shards)
+        ]
+        self._assigned: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def shard_of(self, tenant_id: str) -> int:
+        shard = self._assigned.get(tenant_id)
+        if shard is None:
+            with self._lock:
+                next_shard = len(self._assigned) % len(self._shards)
+                shard = self._assigned.setdefault(tenant_id, next_shard)
+        return shard
+
+    def submit(self, pending: Pending, timeout_s: float) -> int:
+        """Queue ``pending`` on its tenant's committer and wait for its commit."""
+        return self._shards[self.shard_of(pending.tenant_id)].submit(pending, timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        for shard in self._shards:
+            shard.stop(timeout_s)

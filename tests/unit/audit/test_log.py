@@ -101,13 +101,15 @@ def test_concurrent_appends_are_group_committed_with_contiguous_indices(
     tenant = world.a.id
     start = len(_all_entries(rt, tenant))
     commits: list[int] = []
-    real_commit = rt.audit._committer._commit
+    shards = rt.audit._committer._shards
+    real_commit = shards[0]._commit
 
     def counting(groups: dict[str, list[object]]) -> None:
         commits.append(1)
         real_commit(groups)  # type: ignore[arg-type]
 
-    rt.audit._committer._commit = counting  # type: ignore[assignment]
+    for shard in shards:
+        shard._commit = counting  # type: ignore[assignment]
     results: list[list[int]] = [[] for _ in range(16)]
     go = threading.Event()
 
