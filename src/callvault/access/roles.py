@@ -59,6 +59,9 @@ class Action(StrEnum):
     TRANSCRIPT_READ_REDACTED = "transcript:read_redacted"
     RECORDING_READ = "recording:read"
     RECORDING_READ_MASKED = "recording:read_masked"
+    #: Hand a card number from the tokenization vault to the deployment's payment
+    #: connector. No role below has it: it is bound deliberately (see payments/).
+    PAYMENTS_DETOKENIZE = "payments:detokenize"
 
 
 #: Actions that return customer content: every one is an audit event when allowed.

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from callvault.crypto._context import SealContext, Sealer
-    from callvault.crypto._envelope import open_value, seal_value
+    from callvault.crypto._envelope import open_value, seal_value, stream_key
 
-__all__ = ["SealContext", "Sealer", "open_value", "seal_value"]
+__all__ = ["SealContext", "Sealer", "open_value", "seal_value", "stream_key"]
 
 _LAZY = {
     "SealContext": "callvault.crypto._context",
     "Sealer": "callvault.crypto._context",
     "open_value": "callvault.crypto._envelope",
     "seal_value": "callvault.crypto._envelope",
+    "stream_key": "callvault.crypto._envelope",
 }
 
 

@@ -29,6 +29,7 @@ from callvault.crypto.hazmat import (
 from callvault.errors import DecryptionError
 
 FORMAT = "callvault-envelope/1"
+STREAM_FORMAT = "callvault-stream/1"
 _MAGIC = b"CVE1"
 _HEADER = len(_MAGIC) + GCM_NONCE_BYTES
 
@@ -37,6 +38,19 @@ def _object_key(data_key: bytes, ctx: bytes) -> bytes:
     if len(data_key) != AES_KEY_BYTES:
         raise DecryptionError
     return hkdf_sha256(data_key, info=b"callvault/object-key/v1\x00" + ctx)
+
+
+def stream_key(data_key: bytes, context: SealContext) -> bytes:
+    """The key a sealed stream (:mod:`callvault.crypto.stream`) for ``context`` is sealed with.
+
+    ``HKDF-SHA256(data key, info = "callvault/stream-key/v1" 0x00 ‖ ctx)``: the
+    data key never keys a stream directly, and the owner (which the stream's
+    own header does not carry) is bound through ``ctx``.
+    """
+    if len(data_key) != AES_KEY_BYTES:
+        raise DecryptionError
+    ctx = context.associated_data(STREAM_FORMAT)
+    return hkdf_sha256(data_key, info=b"callvault/stream-key/v1\x00" + ctx)
 
 
 def seal_value(data_key: bytes, plaintext: bytes, context: SealContext) -> bytes:
