@@ -152,6 +152,20 @@ class Settings(BaseSettings):
         le=86_400,
         description="How often each grown log gets a signed checkpoint (0: only on demand).",
     )
+    ingest_hold_ms: int = Field(
+        default=2_000,
+        ge=0,
+        le=30_000,
+        description="Live call audio held back before sealing, so spans the transcript "
+        "redaction finds later (speech recognition lags) can still be silenced.",
+    )
+    ingest_max_hold_ms: int = Field(
+        default=15_000,
+        ge=1_000,
+        le=120_000,
+        description="Most call audio held at once; older audio is sealed as silence "
+        "(never unsilenced) if it cannot be released in time.",
+    )
     redact_max_chars: int = Field(
         default=65_536,
         ge=1,
@@ -167,6 +181,14 @@ class Settings(BaseSettings):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             missing = "TLS_KEY_FILE" if self.tls_key_file is None else "TLS_CERT_FILE"
             raise ValueError(f"{ENV_PREFIX}{missing} must be set with the other TLS file")
+        return self
+
+    @model_validator(mode="after")
+    def _ingest_hold_within_its_bound(self) -> Settings:
+        if self.ingest_max_hold_ms < self.ingest_hold_ms:
+            raise ValueError(
+                f"{ENV_PREFIX}INGEST_MAX_HOLD_MS must be at least {ENV_PREFIX}INGEST_HOLD_MS"
+            )
         return self
 
     @property

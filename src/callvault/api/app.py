@@ -24,6 +24,7 @@ from callvault.api.routers import (
     calls,
     deployments,
     health,
+    ingest,
     principals,
     tenant,
     versions,
@@ -68,7 +69,18 @@ def create_fastapi(rt: Runtime) -> FastAPI:
     app.state.runtime = rt
     problems.install(app)
     # Routes are matched in order: the busiest routers first.
-    routers = (deployments, calls, agents, tenant, versions, principals, audit, audit_sinks, health)
+    routers = (
+        deployments,
+        calls,
+        agents,
+        tenant,
+        versions,
+        principals,
+        audit,
+        audit_sinks,
+        health,
+        ingest,
+    )
     for module in routers:
         app.include_router(module.router)
     return app

@@ -139,6 +139,11 @@ class TwilioStream:
         """The ``start`` event once received: ids, tracks and custom parameters."""
         return self._start
 
+    @property
+    def stopped(self) -> bool:
+        """True once ``stop`` was released in order (nothing is held before it)."""
+        return self._stopped
+
     def feed(self, frame: str | bytes) -> list[StreamEvent]:
         """Accept one frame from Twilio; return the events now due, in order."""
         if self._closed or self._error is not None:

@@ -42,6 +42,13 @@ def test_tls_files_must_come_together(tmp_path: object) -> None:
         load_settings({"CALLVAULT_TLS_CERT_FILE": "/etc/hosts"})
 
 
+def test_ingest_hold_must_fit_within_its_bound() -> None:
+    with pytest.raises(ConfigError, match="INGEST_MAX_HOLD_MS must be at least"):
+        load_settings({"CALLVAULT_INGEST_HOLD_MS": "20000", "CALLVAULT_INGEST_MAX_HOLD_MS": "5000"})
+    ok = load_settings({"CALLVAULT_INGEST_HOLD_MS": "5000", "CALLVAULT_INGEST_MAX_HOLD_MS": "5000"})
+    assert ok.ingest_max_hold_ms == 5000
+
+
 def test_secret_setting_is_masked_in_repr() -> None:
     s = load_settings({"CALLVAULT_ROOT_KEY": "c2VjcmV0LXJvb3Qta2V5LXZhbHVlLWhlcmUtMzJieXRlcw=="})
     assert "c2VjcmV0" not in repr(s)

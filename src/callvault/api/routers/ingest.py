@@ -1,0 +1,136 @@
+"""Live ingest: the Twilio Media Streams compatible WebSocket.
+
+``wss://…/v1/ingest/twilio/{deployment_id}``. Who streams is an API key
+(a principal with ``call:create`` on the agent, e.g. the ``ingest`` role):
+sent as ``Authorization: Bearer …`` on the upgrade by clients that can, or
+as the ``callvault_key`` custom parameter of the stream (``<Parameter>`` in
+TwiML) by Twilio, which cannot send headers. The agent is the ``agent_id``
+custom parameter. Everything about the stream itself (order, duplicates,
+gaps, limits) is :class:`~callvault.calls._twilio_ingest.TwilioCall`'s.
+
+A refused stream is closed with an RFC 6455 code (1008 policy, 1007 bad
+data, 1009 too big) and a short reason naming the problem, never a value;
+what was accepted before is sealed and the call marked with what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from callvault.access import Action, Resource, authenticate, parse_token
+from callvault.api.blocking import run_blocking
+from callvault.calls._ingest import EndReason, IngestSettings
+from callvault.calls._twilio import ProtocolError, Start
+from callvault.calls._twilio_ingest import KEY_PARAMETER, Caller, RefusedError, TwilioCall
+from callvault.errors import AuthenticationError, Error, PermissionDeniedError
+from callvault.runtime import Runtime
+from callvault.store.ids import ID_PATTERN
+from callvault.store.rows import AgentFields
+
+log = logging.getLogger("callvault.api.ingest")
+router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
+
+_POLL_S = 0.25
+_ID = re.compile(ID_PATTERN)
+
+
+def _identify(rt: Runtime, header: str | None, request_id: str | None) -> Callable[[Start], Caller]:
+    def identify(start: Start) -> Caller:
+        token = header or start.custom_parameters.get(KEY_PARAMETER)
+        if not token:
+            raise RefusedError("missing-field", "an API key is required")
+        try:
+            parts = parse_token(token)
+            with rt.db.tenant_tx(parts.tenant_id) as s:
+                principal = authenticate(s, parts)
+        except AuthenticationError:
+            raise RefusedError("bad-field", "invalid API key") from None
+
+        def permit(agent: AgentFields) -> None:
+            resource = Resource.agent(agent.tenant_id, agent.deployment_id, agent.id)
+            rt.gate.enforce(principal, Action.CALL_CREATE, resource, request_id=request_id)
+
+        return Caller(principal.tenant_id, principal.id, request_id, permit)
+
+    return identify
+
+
+def _bearer(ws: WebSocket) -> str | None:
+    header = ws.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _pump(ws: WebSocket, rt: Runtime, call: TwilioCall) -> EndReason:
+    """Feed frames until ``stop`` (returns) or a disconnect / refusal (raises)."""
+    while True:
+        try:
+            frame = await asyncio.wait_for(ws.receive_text(), timeout=_POLL_S)
+        except TimeoutError:
+            call.poll()
+            continue
+        if call.ingest is None:  # 'connected' / 'start': database work
+            await run_blocking(rt, lambda f=frame: call.feed(f))  # type: ignore[misc]
+        else:
+            call.feed(frame)  # audio: guard and seal, microseconds, on the loop
+        if call.stream.stopped:
+            return "stop"
+
+
+def _refusal(exc: Exception) -> tuple[int, str]:
+    """The close code and reason for a stream ended by ``exc`` (never a value)."""
+    if isinstance(exc, ProtocolError):
+        return exc.close_code, f"{exc.code}: {exc.message}"
+    if isinstance(exc, PermissionDeniedError):
+        return 1008, "not allowed to stream calls for this agent"
+    if isinstance(exc, Error):
+        return 1011, type(exc).__name__
+    log.error("ingest stream failed: %s", type(exc).__name__)
+    return 1011, "internal error"
+
+
+@router.websocket("/twilio/{deployment_id}")
+async def twilio_stream(ws: WebSocket, deployment_id: str) -> None:
+    rt: Runtime = ws.app.state.runtime
+    if _ID.fullmatch(deployment_id) is None:
+        await ws.close(code=1008, reason="malformed deployment id")
+        return
+    request_id = ws.scope.get("state", {}).get("request_id")
+    await ws.accept()
+    call = TwilioCall(
+        rt,
+        deployment_id=deployment_id,
+        identify=_identify(rt, _bearer(ws), request_id),
+        settings=IngestSettings(
+            hold_ms=rt.settings.ingest_hold_ms, max_hold_ms=rt.settings.ingest_max_hold_ms
+        ),
+    )
+    reason: EndReason = "disconnect"
+    code, why = 1000, "stream ended"
+    try:
+        reason = await _pump(ws, rt, call)
+    except WebSocketDisconnect:
+        reason = "disconnect"
+    except Exception as exc:  # noqa: BLE001 - every failure ends the call, marked; ids only logged
+        reason = "protocol-error"
+        code, why = _refusal(exc)
+    finally:
+        status = None
+        try:
+            summary = await run_blocking(rt, lambda: call.close(reason))
+            status = summary.call.status if summary.call else summary.stream.status
+        except Exception as exc:  # noqa: BLE001 - never escape the socket; ids only in the log
+            log.error("ingest stream could not be ended cleanly: %s", type(exc).__name__)
+        if ws.client_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await ws.close(code=code, reason=why[:120])
+        log.info("ingest stream closed", extra={"call_id": call.call_id, "status": status})

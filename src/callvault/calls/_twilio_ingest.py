@@ -1,0 +1,176 @@
+"""One Twilio Media Streams connection driving a :class:`~callvault.calls._ingest.CallIngest`.
+
+Transport-agnostic: the WebSocket route hands every text frame to
+:meth:`TwilioCall.feed`, calls :meth:`TwilioCall.poll` every few hundred
+milliseconds, and :meth:`TwilioCall.close` exactly once when the socket ends
+(after ``stop``, a drop, or a :class:`ProtocolError` it then reports with the
+error's close code). Ordering, duplicates and gaps are
+:class:`~callvault.calls._twilio_stream.TwilioStream`'s job; this class maps
+its events onto the call:
+
+- ``start``: who is calling is settled by ``identify`` (the route's
+  authentication: an API key on the upgrade, or the ``callvault_key`` custom
+  parameter for Twilio, which cannot send headers); the agent is the
+  ``agent_id`` custom parameter and MUST belong to the deployment in the URL;
+  then the call is created and its recording opened.
+- ``media`` of the inbound (caller) track: audio at its sample offset; the
+  outbound (agent) track is counted, not recorded (the agent's audio is the
+  agent's own output and is recorded by the agent side if at all).
+- a chunk jump comes out as silence: the offset moves on and the guard fills
+  the hole with silence; a sequence gap marks the call incomplete.
+- ``dtmf``: counted; never stored as a digit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from callvault.calls._ingest import CallIngest, EndReason, IngestSettings, IngestSummary
+from callvault.calls._twilio import FRAME_BYTES, Dtmf, Gap, Media, ProtocolError, Silence, Start
+from callvault.calls._twilio_stream import StreamSummary, TwilioStream
+from callvault.errors import Error
+from callvault.runtime import Runtime
+from callvault.store.rows import AgentFields
+
+log = logging.getLogger("callvault.calls.twilio")
+
+AGENT_PARAMETER = "agent_id"
+KEY_PARAMETER = "callvault_key"
+INBOUND = "inbound"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who streams the call: settled by the route from its credentials.
+
+    ``permit`` is the route's gate for creating a call on that agent: it raises
+    (:class:`~callvault.errors.PermissionDeniedError`, audited by the gate) or returns.
+    """
+
+    tenant_id: str
+    actor_id: str
+    request_id: str | None
+    permit: Callable[[AgentFields], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioCallSummary:
+    stream: StreamSummary
+    call: IngestSummary | None
+
+
+class RefusedError(ProtocolError):
+    """The stream's ``start`` names an agent or credentials the route does not accept."""
+
+
+class TwilioCall:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        deployment_id: str,
+        identify: Callable[[Start], Caller],
+        settings: IngestSettings | None = None,
+        stream: TwilioStream | None = None,
+    ) -> None:
+        self.rt = rt
+        self.deployment_id = deployment_id
+        self._identify = identify
+        self._settings = settings
+        self.stream = stream or TwilioStream()
+        self.ingest: CallIngest | None = None
+        self._offset = 0  # next inbound sample number
+        self._outbound_frames = 0
+        self._summary: TwilioCallSummary | None = None
+
+    @property
+    def call_id(self) -> str | None:
+        return self.ingest.call_id if self.ingest else None
+
+    def feed(self, frame: str | bytes) -> None:
+        """One frame from Twilio. Raises :class:`ProtocolError` (the route closes the socket
+        with its ``close_code`` and then calls :meth:`close`)."""
+        for event in self.stream.feed(frame):
+            self._handle(event)
+
+    def poll(self) -> None:
+        for event in self.stream.poll():
+            self._handle(event)
+
+    def close(self, reason: EndReason) -> TwilioCallSummary:
+        """End the connection: seal what is held, store the recording, set the status."""
+        if self._summary is not None:
+            return self._summary
+        end = self.stream.close(reason)
+        for event in end.events:
+            self._handle(event)
+        call = None
+        if self.ingest is not None:
+            # A stream that lost frames is not complete even if it ended with 'stop'.
+            done = end.summary.status == "completed"
+            ending: EndReason = "stop" if done else ("disconnect" if reason == "stop" else reason)
+            call = self.ingest.close(ending)
+        self._summary = TwilioCallSummary(end.summary, call)
+        log.info(
+            "twilio stream ended",
+            extra={
+                "call_id": self.call_id,
+                "status": call.status if call else end.summary.status,
+                "reason": reason,
+                "frames": end.summary.frames,
+                "lost": end.summary.lost,
+                "error": end.summary.error,
+            },
+        )
+        return self._summary
+
+    # -- events --------------------------------------------------------------------------
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, Start):
+            self._start(event)
+            return
+        ingest = self.ingest
+        if ingest is None:
+            return  # 'connected' (the stream refuses anything else before 'start')
+        if isinstance(event, Media):
+            if event.track == INBOUND:
+                ingest.audio(event.payload, self._offset)
+                self._offset += len(event.payload)
+            else:
+                self._outbound_frames += 1
+        elif isinstance(event, Silence):
+            if event.track == INBOUND:
+                self._offset += event.chunks * FRAME_BYTES
+        elif isinstance(event, Gap):
+            ingest.mark_broken()
+        elif isinstance(event, Dtmf):
+            ingest.dtmf_event()
+
+    def _start(self, start: Start) -> None:
+        agent_id = start.custom_parameters.get(AGENT_PARAMETER)
+        if not agent_id:
+            raise RefusedError("missing-field", "customParameters.agent_id is required")
+        caller = self._identify(start)
+        from callvault import tenancy  # noqa: PLC0415 - tenancy imports calls' neighbours
+
+        try:
+            with self.rt.db.tenant_tx(caller.tenant_id) as s:
+                agent = tenancy.read_agent(s, caller.tenant_id, agent_id)
+        except Error:
+            raise RefusedError("bad-field", "agent not found", field="agent_id") from None
+        if agent.deployment_id != self.deployment_id:
+            raise RefusedError("bad-field", "agent not found", field="agent_id")
+        caller.permit(agent)
+        self.ingest = CallIngest.start(
+            self.rt,
+            tenant_id=caller.tenant_id,
+            agent_id=agent_id,
+            actor_id=caller.actor_id,
+            request_id=caller.request_id,
+            codec="mulaw",
+            sample_rate=start.sample_rate,
+            settings=self._settings,
+        )

@@ -1,0 +1,137 @@
+"""The Twilio Media Streams WebSocket: a stream becomes a sealed call; bad streams are refused."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+
+from callvault.calls._twilio_frames import FrameWriter
+from callvault.runtime import Runtime
+from callvault.store.models import Call, Recording
+from tests.support.world import World
+from tests.unit.calls.test_ingest import _call_audio, _is_silent, _stored_audio
+
+
+def _url(world: World, dep: int = 0) -> str:
+    return f"/v1/ingest/twilio/{world.a.deployments[dep]}"
+
+
+def _ingest_token(world: World) -> str:
+    return world.a.tokens[("ingest", "tenant")]
+
+
+def _calls(rt: Runtime, tenant: str) -> list[Call]:
+    with rt.db.tenant_tx(tenant) as s:
+        return list(s.execute(select(Call).order_by(Call.started_at)).scalars())
+
+
+def _stream(ws: object, frames: list[str]) -> None:
+    for f in frames:
+        ws.send_text(f)  # type: ignore[attr-defined]
+
+
+def test_a_twilio_stream_is_stored_as_a_completed_call_with_tones_silenced(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    audio, spans = _call_audio()
+    fw = FrameWriter()
+    before = {c.id for c in _calls(rt, world.a.id)}
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    with client.websocket_connect(_url(world)) as ws:
+        _stream(ws, [fw.connected(), fw.start(params), *fw.audio(audio), fw.dtmf("4"), fw.stop()])
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1000
+    new = [c for c in _calls(rt, world.a.id) if c.id not in before]
+    assert len(new) == 1
+    call = new[0]
+    assert call.status == "completed"
+    assert call.agent_id == world.a.agents[0]
+    stored, rec = _stored_audio(rt, world.a.id, call.id)
+    assert rec.complete
+    assert len(stored) == len(audio)
+    for start, end in spans:
+        assert _is_silent(stored[start:end])
+
+
+def test_the_key_may_come_as_a_bearer_header_instead(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    fw = FrameWriter()
+    headers = {"Authorization": f"Bearer {_ingest_token(world)}"}
+    with client.websocket_connect(_url(world), headers=headers) as ws:
+        _stream(ws, [fw.start({"agent_id": world.a.agents[0]}), fw.media(b"\x7f" * 160), fw.stop()])
+        with pytest.raises(WebSocketDisconnect):
+            ws.receive_text()
+    assert _calls(rt, world.a.id)[-1].status == "completed"
+
+
+def test_a_dropped_connection_leaves_the_call_incomplete_with_its_audio(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    audio, _ = _call_audio()
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    with client.websocket_connect(_url(world)) as ws:
+        _stream(ws, [fw.start(params), *fw.audio(audio[: 40 * 160])])
+        ws.send_text(fw.media(b"\x7f" * 160))  # make sure the frames above were taken
+    call = _calls(rt, world.a.id)[-1]
+    assert call.status == "incomplete"
+    with rt.db.tenant_tx(world.a.id) as s:
+        rec = s.execute(select(Recording).where(Recording.call_id == call.id)).scalar_one()
+    assert not rec.complete
+    assert rec.duration_ms == 41 * 20
+
+
+@pytest.mark.parametrize(
+    ("frames", "code", "reason"),
+    [
+        (lambda _fw, _p: ["{not json"], 1007, "bad-json"),
+        (lambda fw, _p: [fw.connected(), fw.media(b"\x7f" * 160)], 1008, "before-start"),
+        (lambda fw, p: [fw.start({**p, "callvault_key": "cv1.x.y.z"})], 1008, "invalid API key"),
+        (lambda fw, p: [fw.start({"agent_id": p["agent_id"]})], 1008, "API key is required"),
+        (lambda fw, p: [fw.start({**p, "agent_id": "agt_nope"})], 1008, "agent not found"),
+    ],
+)
+def test_bad_streams_are_refused_with_a_reason_and_make_no_call(
+    rt: Runtime, client: TestClient, world: World, frames: object, code: int, reason: str
+) -> None:
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    before = len(_calls(rt, world.a.id))
+    with client.websocket_connect(_url(world)) as ws:
+        _stream(ws, frames(fw, params))  # type: ignore[operator]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == code
+    assert reason in closed.value.reason
+    assert len(_calls(rt, world.a.id)) == before
+
+
+def test_an_agent_of_another_deployment_or_tenant_is_refused(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    for agent in (world.a.agents[1], world.b.agents[0]):
+        fw = FrameWriter()
+        params = {"agent_id": agent, "callvault_key": _ingest_token(world)}
+        with client.websocket_connect(_url(world, 0)) as ws:
+            ws.send_text(fw.start(params))
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+        assert closed.value.code == 1008
+        assert "agent not found" in closed.value.reason
+
+
+def test_a_principal_without_call_create_is_refused(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": world.a.tokens[("auditor", "tenant")]}
+    with client.websocket_connect(_url(world)) as ws:
+        ws.send_text(fw.start(params))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1008
+    assert "not allowed" in closed.value.reason
