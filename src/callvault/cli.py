@@ -36,6 +36,8 @@ config_app = typer.Typer(help="Configuration versions: list, diff, revert.", no_
 app.add_typer(config_app, name="config")
 keys_app = typer.Typer(help="Key operations: rotate, shred, destroy.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+replay_app = typer.Typer(help="Play recordings into the ingest path.", no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
 
 # Piped output is not cut to a terminal width: ids must survive `| grep`.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1_000)
@@ -150,6 +152,10 @@ def serve(
         ssl_keyfile=str(tls.key),
         http="httptools",
         loop="uvloop",
+        # Live ingest (Twilio Media Streams): the sans-I/O websockets protocol, frames
+        # bounded well above the largest one accepted (calls/_twilio.py limits).
+        ws="websockets-sansio",
+        ws_max_size=512 * 1024,
         access_log=False,
         log_config=None,
         server_header=False,
@@ -612,3 +618,60 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@replay_app.command("twilio")
+def replay_twilio(
+    wav: Annotated[Path, typer.Argument(help="WAV file (16-bit PCM, mono or stereo).")],
+    agent: Annotated[str, typer.Option("--agent", help="Agent id the call is for.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="wss:// URL of the stream endpoint (default: CALLVAULT_URL's "
+            "/v1/ingest/twilio/<--deployment>).",
+        ),
+    ] = None,
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", help="Deployment id (when --url is not given).")
+    ] = None,
+    dtmf_at: Annotated[
+        list[str] | None,
+        typer.Option("--dtmf-at", help="SECONDS:DIGITS keypad presses laid over the audio."),
+    ] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Send as fast as possible.")] = False,
+) -> None:
+    """Stream a WAV file to callvault as a Twilio Media Stream (key: CALLVAULT_API_KEY)."""
+    from callvault.calls._replay import DtmfAt, load_wav, overlay_dtmf, parse_dtmf_at, replay
+    from callvault.client import ApiClient
+
+    settings = _settings()
+    given = dtmf_at or []
+    presses: list[DtmfAt] = guarded(lambda: [parse_dtmf_at(v) for v in given])
+    audio = guarded(lambda: overlay_dtmf(load_wav(wav), presses))
+    client = guarded(lambda: ApiClient.from_env(settings))
+    if url is None:
+        if deployment is None:
+            fail("give --url or --deployment", 64)
+        base = client.base_url.replace("https://", "wss://", 1)
+        url = f"{base}/v1/ingest/twilio/{deployment}"
+    if not url.startswith("wss://"):
+        fail("--url must be a wss:// URL (TLS only)", 64)
+    target = url
+    result = guarded(
+        lambda: replay(
+            target,
+            audio,
+            agent_id=agent,
+            api_key=client.token,
+            context=client.context,
+            presses=presses,
+            realtime=not fast,
+        )
+    )
+    typer.echo(
+        f"sent {result.frames} frames ({result.frames * 20 / 1000:.1f} s of audio) in "
+        f"{result.seconds:.1f} s; server closed with {result.close_code} {result.close_reason}"
+    )
+    if result.close_code != 1000:
+        raise typer.Exit(1)

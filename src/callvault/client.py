@@ -24,6 +24,9 @@ _BY_STATUS: dict[int, type[errors.Error]] = {
 
 class ApiClient:
     def __init__(self, base_url: str, token: str, verify: ssl.SSLContext) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.context = verify
         self._client = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"},
