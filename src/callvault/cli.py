@@ -156,6 +156,8 @@ def serve(
         # bounded well above the largest one accepted (calls/_twilio.py limits).
         ws="websockets-sansio",
         ws_max_size=512 * 1024,
+        # Media frames are base64 audio: compression costs CPU per frame and gains little.
+        ws_per_message_deflate=False,
         access_log=False,
         log_config=None,
         server_header=False,

@@ -122,6 +122,8 @@ class TwilioCall:
                 "frames": end.summary.frames,
                 "lost": end.summary.lost,
                 "error": end.summary.error,
+                "chunks": call.chunks if call else 0,
+                "chunk_p99_us": call.chunk_p99_us if call else 0,
             },
         )
         return self._summary

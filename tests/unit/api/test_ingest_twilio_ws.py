@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -68,21 +70,62 @@ def test_the_key_may_come_as_a_bearer_header_instead(
     assert _calls(rt, world.a.id)[-1].status == "completed"
 
 
+def _wait_for_call(rt: Runtime, tenant: str, before: int) -> Call:
+    deadline = time.monotonic() + 10
+    while len(calls := _calls(rt, tenant)) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(calls) == before + 1
+    return calls[-1]
+
+
+def _wait_until_ended(rt: Runtime, tenant: str) -> Call:
+    # The server ends the call off the event loop after the socket closed: wait for it.
+    deadline = time.monotonic() + 10
+    while (call := _calls(rt, tenant)[-1]).status == "active" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return call
+
+
 def test_a_dropped_connection_leaves_the_call_incomplete_with_its_audio(
     rt: Runtime, client: TestClient, world: World
 ) -> None:
     audio, _ = _call_audio()
     fw = FrameWriter()
     params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    before = len(_calls(rt, world.a.id))
     with client.websocket_connect(_url(world)) as ws:
-        _stream(ws, [fw.start(params), *fw.audio(audio[: 40 * 160])])
-        ws.send_text(fw.media(b"\x7f" * 160))  # make sure the frames above were taken
-    call = _calls(rt, world.a.id)[-1]
+        ws.send_text(fw.start(params))
+        _wait_for_call(rt, world.a.id, before)
+        _stream(ws, list(fw.audio(audio[: 40 * 160])))
+        time.sleep(0.3)
+    call = _wait_until_ended(rt, world.a.id)
     assert call.status == "incomplete"
     with rt.db.tenant_tx(world.a.id) as s:
         rec = s.execute(select(Recording).where(Recording.call_id == call.id)).scalar_one()
     assert not rec.complete
-    assert rec.duration_ms == 41 * 20
+    assert 0 < rec.duration_ms <= 40 * 20  # what arrived before the drop, sealed and whole
+
+
+def test_a_bad_frame_mid_call_ends_it_incomplete_keeping_everything_before(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    audio, _ = _call_audio()
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    before = len(_calls(rt, world.a.id))
+    with client.websocket_connect(_url(world)) as ws:
+        ws.send_text(fw.start(params))
+        _wait_for_call(rt, world.a.id, before)
+        _stream(ws, [*fw.audio(audio[: 40 * 160]), '{"event": "media", "oops"'])
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1007
+    call = _wait_until_ended(rt, world.a.id)
+    assert call.status == "incomplete"
+    with rt.db.tenant_tx(world.a.id) as s:
+        rec = s.execute(select(Recording).where(Recording.call_id == call.id)).scalar_one()
+    assert not rec.complete
+    assert rec.duration_ms == 40 * 20
 
 
 @pytest.mark.parametrize(

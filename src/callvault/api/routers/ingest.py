@@ -21,11 +21,11 @@ import logging
 import re
 from collections.abc import Callable
 
+from anyio import CancelScope, to_thread
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from callvault.access import Action, Resource, authenticate, parse_token
-from callvault.api.blocking import run_blocking
 from callvault.calls._ingest import EndReason, IngestSettings
 from callvault.calls._twilio import ProtocolError, Start
 from callvault.calls._twilio_ingest import KEY_PARAMETER, Caller, RefusedError, TwilioCall
@@ -70,20 +70,37 @@ def _bearer(ws: WebSocket) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _pump(ws: WebSocket, rt: Runtime, call: TwilioCall) -> EndReason:
-    """Feed frames until ``stop`` (returns) or a disconnect / refusal (raises)."""
+async def _pump(ws: WebSocket, call: TwilioCall) -> EndReason:
+    """Feed frames until ``stop`` (returns) or a disconnect / refusal (raises).
+
+    A frame held for reordering must not wait past the window when the socket
+    goes quiet: a poller releases it every quarter second (one timer per
+    stream, not one per frame).
+    """
+    poller = asyncio.create_task(_poll(call))
+    try:
+        while True:
+            frame = await ws.receive_text()
+            if call.ingest is None:  # 'connected' / 'start': commits (fsync), off the loop
+                await to_thread.run_sync(lambda f=frame: call.feed(f))  # type: ignore[misc]
+            else:
+                call.feed(frame)  # audio: guard and seal, microseconds, on the loop
+            if call.stream.stopped:
+                return "stop"
+    finally:
+        poller.cancel()
+
+
+async def _poll(call: TwilioCall) -> None:
     while True:
-        try:
-            frame = await asyncio.wait_for(ws.receive_text(), timeout=_POLL_S)
-        except TimeoutError:
-            call.poll()
-            continue
-        if call.ingest is None:  # 'connected' / 'start': database work
-            await run_blocking(rt, lambda f=frame: call.feed(f))  # type: ignore[misc]
-        else:
-            call.feed(frame)  # audio: guard and seal, microseconds, on the loop
-        if call.stream.stopped:
-            return "stop"
+        await asyncio.sleep(_POLL_S)
+        if call.ingest is not None and not call.stream.stopped:
+            try:
+                call.poll()
+            except Exception as exc:  # noqa: BLE001 - the call is marked; ids only in the log
+                log.error("ingest poll failed: %s", type(exc).__name__)
+                call.ingest.mark_broken()
+                return
 
 
 def _refusal(exc: Exception) -> tuple[int, str]:
@@ -117,7 +134,7 @@ async def twilio_stream(ws: WebSocket, deployment_id: str) -> None:
     reason: EndReason = "disconnect"
     code, why = 1000, "stream ended"
     try:
-        reason = await _pump(ws, rt, call)
+        reason = await _pump(ws, call)
     except WebSocketDisconnect:
         reason = "disconnect"
     except Exception as exc:  # noqa: BLE001 - every failure ends the call, marked; ids only logged
@@ -126,7 +143,11 @@ async def twilio_stream(ws: WebSocket, deployment_id: str) -> None:
     finally:
         status = None
         try:
-            summary = await run_blocking(rt, lambda: call.close(reason))
+            # Sealing the tail and committing the call's rows: off the loop, whatever the
+            # database (a commit waits for fsync; hundreds of calls end together).
+            # Shielded: a cancelled handler (client gone, server stopping) still ends the call.
+            with CancelScope(shield=True):
+                summary = await to_thread.run_sync(lambda: call.close(reason))
             status = summary.call.status if summary.call else summary.stream.status
         except Exception as exc:  # noqa: BLE001 - never escape the socket; ids only in the log
             log.error("ingest stream could not be ended cleanly: %s", type(exc).__name__)
