@@ -59,6 +59,12 @@ class PayloadTooLargeError(InvalidInputError):
     code = "payload-too-large"
 
 
+class RangeNotSatisfiableError(InvalidInputError):
+    """A ``Range`` asks for bytes the object does not have (HTTP 416)."""
+
+    code = "range-not-satisfiable"
+
+
 class AuthenticationError(Error):
     """Credentials are missing, malformed, unknown, expired or revoked."""
 

@@ -28,6 +28,7 @@ from callvault.audit import AuditEvent, Outcome
 from callvault.bootstrap import initialise
 from callvault.config import Settings, load_settings
 from callvault.errors import ConfigError, ConflictError
+from callvault.payments import TokenVault
 from callvault.runtime import Runtime
 from callvault.store import Database, new_id
 from callvault.store.grants import WRITE_ONCE
@@ -124,6 +125,11 @@ def _fill_every_table(rt: Runtime, client: TestClient, world: World) -> None:
                     last_error=None,
                     updated_at=utcnow(),
                 )
+            )
+        # A card token (the vault's own keys) in the call.
+        with rt.db.tenant_tx(tw.id) as s:
+            TokenVault(rt.keys, rt.audit).tokenize(
+                s, tw.id, tw.deployments[0], tw.calls[0], "4539148803436467", source="dtmf"
             )
 
 

@@ -6,6 +6,8 @@ Every id and token a test needs is on the returned :class:`World`.
 
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -103,7 +105,47 @@ def _populate(rt: Runtime, client: TestClient, name: str) -> TenantWorld:
         tw.calls.append(call)
         r = client.post(f"/v1/calls/{call}/segments", headers=ingest, json={"segments": TRANSCRIPT})
         assert r.status_code == 201, r.text
+        attach_recording(rt, tw.id, call)
     return tw
+
+
+def attach_recording(rt: Runtime, tenant_id: str, call_id: str, seconds: float = 1.0) -> None:
+    """Give ``call_id`` a sealed recording (a 300 Hz hum), as live ingest would store it."""
+    from callvault.calls._recording import LiveRecording, recording_context  # noqa: PLC0415
+    from callvault.keys import KeyOwner  # noqa: PLC0415
+    from callvault.redact import mulaw_encode  # noqa: PLC0415
+    from callvault.store import new_id  # noqa: PLC0415
+    from callvault.store.models import Call, Deployment, Recording, utcnow  # noqa: PLC0415
+
+    n = round(seconds * 8000)
+    pcm = array("h", (round(5000 * math.sin(2 * math.pi * 300 * k / 8000)) for k in range(n)))
+    with rt.db.tenant_tx(tenant_id) as s:
+        call = s.get(Call, call_id)
+        assert call is not None
+        dep = s.get(Deployment, call.deployment_id)
+        assert dep is not None
+        owner = KeyOwner(tenant_id, call.deployment_id, "call", call_id)
+        key = rt.keys.data_key(s, owner, create=True)
+        ctx = recording_context(tenant_id, call.deployment_id, call_id)
+        rec = LiveRecording.open(
+            rt.objects.for_region(dep.region), key, ctx, codec="mulaw", sample_rate=8000
+        )
+        rec.write(mulaw_encode(pcm.tobytes()))
+        result = rec.finish(complete=True)
+        s.add(
+            Recording(
+                id=new_id("rec"),
+                tenant_id=tenant_id,
+                call_id=call_id,
+                object_ref=result.object_ref,
+                codec=result.codec,
+                sample_rate_hz=result.sample_rate_hz,
+                duration_ms=result.duration_ms,
+                size_bytes=result.size_bytes,
+                complete=True,
+                created_at=utcnow(),
+            )
+        )
 
 
 def build_world(rt: Runtime, client: TestClient) -> World:

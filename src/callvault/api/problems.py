@@ -28,6 +28,7 @@ MEDIA_TYPE = "application/problem+json"
 
 _STATUS: dict[type[errors.Error], tuple[int, str]] = {
     errors.PayloadTooLargeError: (413, "Payload too large"),
+    errors.RangeNotSatisfiableError: (416, "Range not satisfiable"),
     errors.InvalidInputError: (422, "Invalid input"),
     errors.AuthenticationError: (401, "Authentication required"),
     errors.PermissionDeniedError: (403, "Forbidden"),

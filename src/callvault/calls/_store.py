@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from callvault.access import Action, Grant
 from callvault.audit import AuditEvent, AuditLog, Outcome
 from callvault.audit._entry import OCSF_API_ACTIVITY
+from callvault.calls._playback import TimedSegment
 from callvault.crypto import SealContext, Sealer
 from callvault.errors import ConflictError, NotFoundError
 from callvault.redact import Redactor, mask_numbers
@@ -240,16 +241,21 @@ def end_call(session: Session, call: Call, *, status: str = "completed") -> Call
 _REDACTOR: Redactor | None = None
 
 
+def shared_redactor() -> Redactor:
+    """The process's one redaction engine (built on first use)."""
+    global _REDACTOR  # noqa: PLW0603 - one engine for the process, built on first use
+    if _REDACTOR is None:
+        _REDACTOR = Redactor()
+    return _REDACTOR
+
+
 def _redacted_view(text: str) -> str:
     """The QA view: entities replaced by their labels, then every number left masked too.
 
     The engine names what it found ("[CARD_NUMBER]"); the over-broad numeric mask
     behind it is the second wall, so a number the engine missed still never shows.
     """
-    global _REDACTOR  # noqa: PLW0603 - one engine for the process, built on first use
-    if _REDACTOR is None:
-        _REDACTOR = Redactor()
-    return mask_numbers(_REDACTOR.redact(text))
+    return mask_numbers(shared_redactor().redact(text))
 
 
 def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) -> TranscriptView:
@@ -288,3 +294,29 @@ def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) 
     return TranscriptView(
         call_id=call.id, redacted=redacted, caller_number=caller, segments=tuple(out)
     )
+
+
+def masking_segments(
+    session: Session, sealer: Sealer, grant: Grant, call: Call
+) -> list[TimedSegment]:
+    """The transcript's text and word timings, to compute the masked audio view.
+
+    Only for a recording read: the text never leaves the server (the caller
+    turns it into time intervals, see ``calls/_playback.py``).
+    """
+    grant.require(Action.RECORDING_READ, Action.RECORDING_READ_MASKED, resource_id=call.id)
+    rows = session.execute(
+        select(TranscriptSegment)
+        .where(TranscriptSegment.tenant_id == call.tenant_id, TranscriptSegment.call_id == call.id)
+        .order_by(TranscriptSegment.seq)
+    ).scalars()
+    out: list[TimedSegment] = []
+    for row in rows:
+        body = json.loads(
+            sealer.open(
+                session, row.sealed, _ctx(call, "transcript-segment", f"{call.id}/{row.seq}")
+            )
+        )
+        words = tuple((str(w[0]), int(w[1]), int(w[2])) for w in body["words"])
+        out.append(TimedSegment(row.start_ms, row.end_ms, str(body["text"]), words))
+    return out

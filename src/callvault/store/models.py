@@ -387,4 +387,35 @@ TENANT_TABLES: tuple[str, ...] = (
     "audit_log_keys",
     "audit_sinks",
     "audit_sink_cursors",
+    "payment_tokens",
 )
+
+
+class PaymentToken(Base):
+    """A card token of the payments vault (:mod:`callvault.payments`).
+
+    The card number (PAN) is only in ``pan_sealed``, sealed under the data key
+    of the deployment's vault (owner kind ``payments_vault``, purpose ``pan``),
+    never under a call's key: shredding a call leaves its tokens, and shredding
+    the vault leaves the call. The plain columns are what PCI DSS lets be shown
+    (last four digits, brand) and counts. ``fingerprint`` is HMAC-SHA256 under
+    the vault's own fingerprint key over (call id, PAN), so the same card in the
+    same call finds its token; it is never a plain hash of the PAN.
+    """
+
+    __tablename__ = "payment_tokens"
+    __table_args__ = (UniqueConstraint("tenant_id", "call_id", "fingerprint"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    #: ``dtmf``, ``speech`` or ``agent``: how the number reached callvault.
+    source: Mapped[str] = mapped_column(String(16))
+    digits: Mapped[int] = mapped_column(Integer)
+    last4: Mapped[str] = mapped_column(String(4))
+    brand: Mapped[str] = mapped_column(String(16))
+    luhn_valid: Mapped[bool] = mapped_column(Boolean)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    pan_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

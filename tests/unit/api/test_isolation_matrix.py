@@ -98,6 +98,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     | {
         "transcript.full",
         "transcript.redacted",
+        "recording.full",
+        "recording.masked",
         "audit.read",
         "config.tenant",
         "config.deployment",
@@ -105,7 +107,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         # compliance_officer no agent:read_config); see the report accompanying this table.
         "agent.config",
     },
-    "qa_reviewer": _METADATA | {"transcript.redacted"},
+    "qa_reviewer": _METADATA | {"transcript.redacted", "recording.masked"},
     # Agents only: no tenant or deployment configuration history (the implementation's single
     # config:read action grants those too).
     "developer": _METADATA | {"agent.create", "agent.update", "agent.config", "history.agent"},
@@ -526,6 +528,35 @@ OPS: tuple[Op, ...] = (
         query=lambda _: {"view": "redacted"},
         content=True,
         label="?view=redacted",
+    ),
+    Op(
+        "GET",
+        "/v1/calls/{call_id}/recording",
+        Level.CALL,
+        ("recording.full", "recording.masked"),
+        lambda t: f"/v1/calls/{t.call}/recording",
+        any_of=True,
+        content=True,
+    ),
+    Op(
+        "GET",
+        "/v1/calls/{call_id}/recording",
+        Level.CALL,
+        ("recording.full",),
+        lambda t: f"/v1/calls/{t.call}/recording",
+        query=lambda _: {"view": "full"},
+        content=True,
+        label="?view=full",
+    ),
+    Op(
+        "GET",
+        "/v1/calls/{call_id}/recording",
+        Level.CALL,
+        ("recording.masked",),
+        lambda t: f"/v1/calls/{t.call}/recording",
+        query=lambda _: {"view": "masked"},
+        content=True,
+        label="?view=masked",
     ),
     # audit
     Op("GET", "/v1/audit/entries", Level.TENANT, ("audit.read",), lambda _: "/v1/audit/entries"),

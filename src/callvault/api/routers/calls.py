@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
 
 from callvault import calls, tenancy
 from callvault.access import Action
 from callvault.api import resources, schemas
 from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep, ResourceId
+from callvault.calls._listen import open_playback
 from callvault.store.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["calls"])
@@ -155,3 +157,38 @@ def read_transcript(
                 for x in t.segments
             ],
         )
+
+
+@router.get(
+    "/calls/{call_id}/recording",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "The whole recording (WAV)."},
+        206: {"content": {"audio/wav": {}}, "description": "The requested byte range."},
+        416: {"description": "The range is past the end of the recording."},
+    },
+)
+@blocking
+def play_recording(
+    call_id: ResourceId,
+    ctx: CtxDep,
+    request: Request,
+    view: Annotated[Literal["full", "masked"] | None, Query()] = None,
+) -> StreamingResponse:
+    """The call's recording as 16-bit PCM WAV, full or masked as the caller's role allows.
+
+    Without ``view``, the fullest view allowed. ``Range: bytes=…`` is served
+    (206) by decrypting only the segments it touches. The read is audited
+    (and committed) before anything is opened.
+    """
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        res = resources.of_call(row)
+        if view is None:
+            view = "full" if ctx.allows(Action.RECORDING_READ, res) else "masked"
+        action = Action.RECORDING_READ if view == "full" else Action.RECORDING_READ_MASKED
+        grant = ctx.enforce(action, res)
+        played = open_playback(ctx.rt, s, grant, row, request.headers.get("range"))
+    return StreamingResponse(
+        played.body, status_code=played.status, headers=played.headers, media_type="audio/wav"
+    )
