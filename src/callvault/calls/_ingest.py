@@ -66,6 +66,8 @@ class IngestSummary:
     #: each took, in µs (to 20 µs; 20,000 means 20 ms or more).
     chunks: int = 0
     chunk_p99_us: int = 0
+    #: Card numbers captured and tokenized during the call.
+    cards: int = 0
 
 
 class _Timing:
@@ -115,6 +117,7 @@ class CallIngest:
         self._recording = recording
         self._guard = guard
         self._dtmf_events = 0
+        self._cards = 0
         self._timing = _Timing()
         self._closed: IngestSummary | None = None
         self._broken = False
@@ -228,6 +231,51 @@ class CallIngest:
     def capturing(self) -> bool:
         return self._guard.capturing
 
+    def tokenize_card(self, digits: bytearray, source: Literal["dtmf", "speech", "agent"]) -> str:
+        """Hand a captured card number to the tokenization vault; zero ``digits``.
+
+        The call keeps a ``card_token`` event (token id, last four, digit count,
+        Luhn result), never the number. Returns the token's display text
+        (``[CARD tok_… ending 4242]``) for the transcript and the agent.
+        """
+        from callvault.payments import TokenVault  # noqa: PLC0415 - only when a card is captured
+
+        self._check_open()
+        try:
+            with self.rt.db.tenant_tx(self.tenant_id) as s:
+                token = TokenVault(self.rt.keys, self.rt.audit).tokenize(
+                    s,
+                    self.tenant_id,
+                    self.deployment_id,
+                    self.call_id,
+                    digits.decode("ascii"),
+                    source=source,
+                    actor=self.actor_id,
+                )
+                call = get_call(s, self.tenant_id, self.call_id)
+                append_events(
+                    s,
+                    self.rt.sealer,
+                    call,
+                    [
+                        Event(
+                            kind="card_token",
+                            at_ms=0,
+                            detail={
+                                "token": token.id,
+                                "last4": token.last4,
+                                "digits": token.digits,
+                                "luhn_valid": token.luhn_valid,
+                                "source": source,
+                            },
+                        )
+                    ],
+                )
+        finally:
+            digits[:] = bytes(len(digits))
+        self._cards += 1
+        return token.display
+
     # -- end -----------------------------------------------------------------------------
 
     def close(self, reason: EndReason) -> IngestSummary:
@@ -259,6 +307,7 @@ class CallIngest:
             recording=result,
             chunks=self._timing.n,
             chunk_p99_us=self._timing.p99_us(),
+            cards=self._cards,
         )
         return self._closed
 

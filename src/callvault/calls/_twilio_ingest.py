@@ -18,7 +18,11 @@ its events onto the call:
   agent's own output and is recorded by the agent side if at all).
 - a chunk jump comes out as silence: the offset moves on and the guard fills
   the hole with silence; a sequence gap marks the call incomplete.
-- ``dtmf``: counted; never stored as a digit.
+- ``dtmf``: counted, never stored as a digit. The first digit opens a
+  secure card capture (:class:`~callvault.calls._capture.DtmfCapture`):
+  audio from a second before it is silenced until the capture ends (``#``,
+  19 digits, or 5 s without a key), and the digits go to the tokenization
+  vault; the call keeps a ``card_token`` event.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callvault.calls._capture import CaptureEvent, DtmfCapture
 from callvault.calls._ingest import CallIngest, EndReason, IngestSettings, IngestSummary
 from callvault.calls._twilio import FRAME_BYTES, Dtmf, Gap, Media, ProtocolError, Silence, Start
 from callvault.calls._twilio_stream import StreamSummary, TwilioStream
@@ -82,6 +87,7 @@ class TwilioCall:
         self.stream = stream or TwilioStream()
         self.ingest: CallIngest | None = None
         self._offset = 0  # next inbound sample number
+        self._capture = DtmfCapture()
         self._outbound_frames = 0
         self._summary: TwilioCallSummary | None = None
 
@@ -108,6 +114,7 @@ class TwilioCall:
             self._handle(event)
         call = None
         if self.ingest is not None:
+            self._captured(self.ingest, self._capture.close(self._offset))
             # A stream that lost frames is not complete even if it ended with 'stop'.
             done = end.summary.status == "completed"
             ending: EndReason = "stop" if done else ("disconnect" if reason == "stop" else reason)
@@ -141,6 +148,8 @@ class TwilioCall:
             if event.track == INBOUND:
                 ingest.audio(event.payload, self._offset)
                 self._offset += len(event.payload)
+                if self._capture.capturing:
+                    self._captured(ingest, self._capture.tick(self._offset))
             else:
                 self._outbound_frames += 1
         elif isinstance(event, Silence):
@@ -150,6 +159,17 @@ class TwilioCall:
             ingest.mark_broken()
         elif isinstance(event, Dtmf):
             ingest.dtmf_event()
+            self._captured(ingest, self._capture.key(event.digit, self._offset))
+
+    def _captured(self, ingest: CallIngest, events: list[CaptureEvent]) -> None:
+        for ev in events:
+            if ev.kind == "begin":
+                ingest.begin_capture(ev.at)
+            else:
+                ingest.end_capture(ev.at)
+                digits = self._capture.finish()
+                if digits is not None:
+                    ingest.tokenize_card(digits, "dtmf")
 
     def _start(self, start: Start) -> None:
         agent_id = start.custom_parameters.get(AGENT_PARAMETER)

@@ -13,7 +13,7 @@ from callvault.calls._twilio_frames import FrameWriter
 from callvault.runtime import Runtime
 from callvault.store.models import Call, Recording
 from tests.support.world import World
-from tests.unit.calls.test_ingest import _call_audio, _is_silent, _stored_audio
+from tests.unit.calls.test_ingest import _call_audio, _hum, _is_silent, _mulaw, _stored_audio
 
 
 def _url(world: World, dep: int = 0) -> str:
@@ -178,3 +178,53 @@ def test_a_principal_without_call_create_is_refused(
             ws.receive_text()
     assert closed.value.code == 1008
     assert "not allowed" in closed.value.reason
+
+
+def test_keyed_card_digits_are_tokenized_and_their_audio_is_not_stored(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    from callvault.calls._replay import DtmfAt, overlay_dtmf  # noqa: PLC0415
+    from callvault.payments import TokenVault  # noqa: PLC0415
+    from callvault.store.models import CallEvent, PaymentToken  # noqa: PLC0415
+
+    pan = "4111111111111111"
+    keyed = overlay_dtmf(_mulaw(_hum(8 * 8000, 0)), [DtmfAt(2.0, pan)])  # 8 s, keys from 2 s
+    fw = FrameWriter()
+    frames = [fw.start({"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)})]
+    press_end = {round((2.0 * 8000 + (i + 1) * 1440) / 160): d for i, d in enumerate(pan + "#")}
+    for n, frame in enumerate(fw.audio(keyed)):
+        frames.append(frame)
+        if n + 1 in press_end:
+            frames.append(fw.dtmf(press_end[n + 1]))
+    frames.append(fw.stop())
+    with client.websocket_connect(_url(world)) as ws:
+        _stream(ws, frames)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1000
+    call = _calls(rt, world.a.id)[-1]
+    assert call.status == "completed"
+    with rt.db.tenant_tx(world.a.id) as s:
+        tokens = list(
+            s.execute(select(PaymentToken).where(PaymentToken.call_id == call.id)).scalars()
+        )
+        kinds = [
+            k for (k,) in s.execute(select(CallEvent.kind).where(CallEvent.call_id == call.id))
+        ]
+    assert len(tokens) == 1
+    assert (tokens[0].last4, tokens[0].digits, tokens[0].luhn_valid) == ("1111", 16, True)
+    assert sorted(kinds) == ["card_token", "dtmf"]
+    with rt.db.tenant_tx(world.a.id) as s:
+        assert (
+            TokenVault(rt.keys, rt.audit)
+            .get(s, world.a.id, tokens[0].id)
+            .display.endswith("ending 1111]")
+        )
+    stored, _rec = _stored_audio(rt, world.a.id, call.id)
+    # From a second before the first key to the end of the capture: silent.
+    first_key_end = 2 * 8000 + 1440
+    last = 2 * 8000 + 17 * 1440
+    assert _is_silent(stored[first_key_end - 8000 + 400 : last])
+    # The hum before and well after is kept.
+    assert stored[:8000] == keyed[:8000]
+    assert stored[-8000:] == keyed[-8000:]
