@@ -90,7 +90,7 @@ def test_a_replayed_wav_becomes_a_sealed_call_without_its_keypad_tones(tmp_path:
     data = tmp_path / "data"
     tenant, dep, agent, token = _prepare(data)
     wav = tmp_path / "call.wav"
-    _write_wav(wav, 4.0)
+    _write_wav(wav, 10.0)
     server = start_server(data, tmp_path, "replay")
     try:
         env = child_env(data_dir=data) | {
@@ -146,15 +146,20 @@ def test_a_replayed_wav_becomes_a_sealed_call_without_its_keypad_tones(tmp_path:
     finally:
         rt.close()
     assert rec.complete
-    assert abs(len(audio) - 4 * 8000) <= 160
+    assert abs(len(audio) - 10 * 8000) <= 160
     # Four presses of 100 ms from 1.0 s, 180 ms apart: all silent (padding included).
     pcm = array("h", mulaw_decode(audio))
     for i in range(4):
         start = 8000 + i * 1440
         assert max(abs(v) for v in pcm[start : start + 800]) == 0, i
     # The hum around them is there.
-    assert max(abs(v) for v in pcm[:7000]) > 1000
-    assert max(abs(v) for v in pcm[-8000:]) > 1000
+    # Keypad entry opens a secure capture: silent from a second before the first key's
+    # report until 5 s after the last key (4 digits: not a card, discarded, still silenced).
+    first_report, last_report = 8000 + 800, 8000 + 3 * 1440 + 800
+    assert max(abs(v) for v in pcm[first_report - 8000 + 160 : last_report + 5 * 8000 - 160]) == 0
+    # The hum before and after is there.
+    assert max(abs(v) for v in pcm[:1000]) > 1000
+    assert max(abs(v) for v in pcm[-2 * 8000 :]) > 1000
     # No digits in the database: the DTMF event holds counts only.
     raw = sqlite3.connect(data / "callvault.db")
     try:

@@ -147,7 +147,13 @@ def replay(
     from websockets.sync.client import connect  # noqa: PLC0415 - only this command needs it
 
     fw = FrameWriter()
-    events = sorted((round(p.seconds * RATE), p.digits) for p in presses)
+    # Twilio reports a key when it is released: each digit after its tone.
+    tone, step = TONE_MS * RATE // 1000, (TONE_MS + PAUSE_MS) * RATE // 1000
+    events = sorted(
+        (round(p.seconds * RATE) + i * step + tone, d)
+        for p in presses
+        for i, d in enumerate(p.digits)
+    )
     started = time.monotonic()
     sent = 0
     try:
@@ -156,8 +162,7 @@ def replay(
             ws.send(fw.start({AGENT_PARAMETER: agent_id, KEY_PARAMETER: api_key}))
             for i in range(0, len(mulaw), FRAME_BYTES):
                 while events and events[0][0] <= i:
-                    for d in events.pop(0)[1]:
-                        ws.send(fw.dtmf(d))
+                    ws.send(fw.dtmf(events.pop(0)[1]))
                 ws.send(fw.media(mulaw[i : i + FRAME_BYTES]))
                 sent += 1
                 if realtime:
