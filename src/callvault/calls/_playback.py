@@ -33,6 +33,12 @@ from callvault.redact import Word as RedactWord
 
 WAV_HEADER_BYTES = 44
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: A word whose card number was tokenized at ingest (``calls/_card_text.py``).
+CARD_WORD = "[CARD]"
+#: A tokenized or withheld card in stored text.
+CARD_MARK = re.compile(r"\[CARD(?:_NUMBER| tok_[A-Za-z0-9]+ ending \d{4})?\]")
+#: Padding around a tokenized card word, seconds (as mask_intervals pads findings).
+PAD_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +112,19 @@ def mask_plan(
     covered: list[tuple[int, int]] = []
     for seg in segments:
         covered.append((seg.start_ms, seg.end_ms))
+        # Words whose card number was tokenized at ingest keep their times: beep them.
+        carded = [(s / 1000, e / 1000) for t, s, e in seg.words if t == CARD_WORD]
+        beep += [(a - PAD_S, b + PAD_S) for a, b in carded]
         findings = redactor.find(seg.text)
-        if not findings:
-            continue
         words = [RedactWord(t, s / 1000, e / 1000) for t, s, e in seg.words]
-        if " ".join(w.text for w in words) == seg.text:
-            beep += mask_intervals(findings, words)
-        else:  # the words cannot place the findings: the whole segment
-            beep.append((seg.start_ms / 1000, seg.end_ms / 1000))
+        whole = (seg.start_ms / 1000, seg.end_ms / 1000)
+        if findings:
+            if " ".join(w.text for w in words) == seg.text:
+                beep += mask_intervals(findings, words)
+            else:  # the words cannot place what was found: the whole segment
+                beep.append(whole)
+        elif not carded and CARD_MARK.search(seg.text):
+            beep.append(whole)  # a tokenized card with no word to place it
     silence: list[tuple[float, float]] = []
     at = 0
     for start, end in sorted(covered):

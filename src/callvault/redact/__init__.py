@@ -14,7 +14,14 @@ from callvault.redact._audio import (
     mulaw_decode,
     mulaw_encode,
 )
-from callvault.redact._engine import DEFAULT_MAX_CHARS, NerBackend, Pseudonyms, Redactor, apply
+from callvault.redact._engine import (
+    DEFAULT_MAX_CHARS,
+    NerBackend,
+    Pseudonyms,
+    Redactor,
+    apply,
+    spoken_digits,
+)
 from callvault.redact._interim import mask_numbers
 from callvault.redact._stream import RedactionStream, Released
 from callvault.redact._types import ENTITIES, Finding, Segment, Word, word_spans
@@ -39,5 +46,6 @@ __all__ = [
     "mask_pcm16",
     "mulaw_decode",
     "mulaw_encode",
+    "spoken_digits",
     "word_spans",
 ]

@@ -118,6 +118,11 @@ _NUMERIC_ENTITIES = frozenset(
 )  # fmt: skip
 
 
+def spoken_digits(value: str) -> str:
+    """The digits ``value`` says, written or spoken ("four one one one" -> "4111")."""
+    return "".join(run.digits for run in number_runs(Tokens(value)))
+
+
 def _canonical(entity: str, value: str) -> str:
     """The value as digits for numeric entities (so "four one one one ..." and "4111 ..." are one
     card), else its lower-cased letters and digits."""

@@ -201,7 +201,7 @@ def test_everything_works_again_once_audit_is_back(env: Env) -> None:
     start = audit_size(env.inst.rt, a.id)
     resp = env.get(f"/v1/calls/{call}/transcript", "compliance_officer")
     assert resp.status_code == 200, resp.text
-    assert "4111 1111 1111 1111" in resp.text
+    assert "twelfth of march" in resp.text
 
     resp = env.get(f"/v1/agents/{agent}/config", "developer")
     assert resp.status_code == 200, resp.text

@@ -894,8 +894,10 @@ def _check_transcript(where: str, resp: httpx.Response, role: str) -> list[str]:
     out = []
     if full and "transcript.full" not in ALLOWED[role]:
         out.append(f"{where}: full view served to {role}")
-    if full != ("4111 1111 1111 1111" in text):
-        out.append(f"{where}: view {body['view']} and card number presence disagree")
+    if full != ("twelfth of march" in text):
+        out.append(f"{where}: view {body['view']} and date of birth presence disagree")
+    if "4111" in text:
+        out.append(f"{where}: a card number reached a stored transcript")
     if full and TRANSCRIPT[1]["text"] not in text:
         out.append(f"{where}: full view lacks the transcript")
     return out

@@ -12,7 +12,10 @@ from callvault.access import Action
 from callvault.api import resources, schemas
 from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep, ResourceId
+from callvault.calls._card_text import append_protected
 from callvault.calls._listen import open_playback
+from callvault.calls._store import shared_redactor
+from callvault.payments import TokenVault
 from callvault.store.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["calls"])
@@ -93,7 +96,18 @@ def append_segments(
             )
             for g in body.segments
         ]
-        return schemas.AppendOut(seqs=calls.append_segments(s, ctx.rt.sealer, row, segments))
+        # Card numbers go to the tokenization vault; the stored text keeps their tokens.
+        seqs = append_protected(
+            s,
+            ctx.rt.sealer,
+            TokenVault(ctx.rt.keys, ctx.rt.audit),
+            row,
+            segments,
+            shared_redactor(),
+            actor=ctx.principal.id,
+            request_id=ctx.request_id,
+        )
+        return schemas.AppendOut(seqs=seqs)
 
 
 @router.post("/calls/{call_id}/events", status_code=status.HTTP_201_CREATED)
