@@ -152,6 +152,12 @@ class Settings(BaseSettings):
         le=86_400,
         description="How often each grown log gets a signed checkpoint (0: only on demand).",
     )
+    playback_url_ttl_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description="How long a signed playback URL (POST /v1/calls/{id}/recording/url) works.",
+    )
     ingest_hold_ms: int = Field(
         default=2_000,
         ge=0,
@@ -175,12 +181,33 @@ class Settings(BaseSettings):
         "4 bytes per character plus 64 KiB.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    payment_connector_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="https:// endpoint of the payment processor that receives card numbers "
+        "from the tokenization vault (POST /v1/payments/tokens/{id}/handoff). Unset: no hand-off.",
+    )
+    payment_connector_secret: SecretStr | None = Field(
+        default=None, description="Bearer secret for the payment connector."
+    )
+    payment_connector_ca_file: Path | None = Field(
+        default=None, description="CA bundle that verifies the payment connector (default: system)."
+    )
 
     @model_validator(mode="after")
     def _tls_files_come_in_pairs(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             missing = "TLS_KEY_FILE" if self.tls_key_file is None else "TLS_CERT_FILE"
             raise ValueError(f"{ENV_PREFIX}{missing} must be set with the other TLS file")
+        return self
+
+    @model_validator(mode="after")
+    def _payment_connector_is_whole(self) -> Settings:
+        if (self.payment_connector_url is None) != (self.payment_connector_secret is None):
+            raise ValueError(
+                f"{ENV_PREFIX}PAYMENT_CONNECTOR_URL and {ENV_PREFIX}PAYMENT_CONNECTOR_SECRET "
+                "must be set together"
+            )
         return self
 
     @model_validator(mode="after")

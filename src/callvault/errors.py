@@ -60,9 +60,17 @@ class PayloadTooLargeError(InvalidInputError):
 
 
 class RangeNotSatisfiableError(InvalidInputError):
-    """A ``Range`` asks for bytes the object does not have (HTTP 416)."""
+    """A ``Range`` asks for bytes the object does not have (HTTP 416).
+
+    ``total`` is the object's length, for the ``Content-Range: bytes */N``
+    the answer carries (RFC 9110 §15.5.17).
+    """
 
     code = "range-not-satisfiable"
+
+    def __init__(self, message: str, *, total: int) -> None:
+        super().__init__(message, field="range")
+        self.total = total
 
 
 class AuthenticationError(Error):

@@ -23,7 +23,9 @@ TRANSCRIPT = [
         "speaker": "caller",
         "start_ms": 0,
         "end_ms": 4000,
-        "text": "my card number is 4111 1111 1111 1111 and my date of birth is the "
+        # No card number: cards are tokenized before a transcript is stored
+        # (tests/unit/calls/test_card_text.py), so they never reach the world's transcripts.
+        "text": "my account number is 31926819 and my date of birth is the "
         "twelfth of march nineteen eighty four",
         "words": [{"text": "my", "start_ms": 0, "end_ms": 200}],
     },
@@ -36,6 +38,8 @@ TRANSCRIPT = [
     },
 ]
 CALLER_NUMBER = "+44 7700 900123"
+#: The card number keyed in each world call (tokenized; never in a transcript).
+CARD = "4539148803436467"
 PROMPT = "You are the booking assistant for Example NHS Trust."
 
 
@@ -49,6 +53,8 @@ class TenantWorld:
     #: (role, scope) -> token; scope is "tenant" or "dep0"/"dep1" or "agent0"
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)
     principals: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: A card token (tokenization vault) in each call, as keypad capture would leave.
+    card_tokens: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +113,25 @@ def _populate(rt: Runtime, client: TestClient, name: str) -> TenantWorld:
         assert r.status_code == 201, r.text
         attach_recording(rt, tw.id, call)
     return tw
+
+
+def add_card_tokens(rt: Runtime, tw: TenantWorld) -> None:
+    """A card token in each of ``tw``'s calls (for tests of the hand-off route)."""
+    for call in tw.calls:
+        tw.card_tokens.append(card_token(rt, tw.id, call))
+
+
+def card_token(rt: Runtime, tenant_id: str, call_id: str) -> str:
+    from callvault.payments import TokenVault  # noqa: PLC0415
+    from callvault.store.models import Call  # noqa: PLC0415
+
+    with rt.db.tenant_tx(tenant_id) as s:
+        call = s.get(Call, call_id)
+        assert call is not None
+        token = TokenVault(rt.keys, rt.audit).tokenize(
+            s, tenant_id, call.deployment_id, call_id, CARD, source="dtmf"
+        )
+        return token.id
 
 
 def attach_recording(rt: Runtime, tenant_id: str, call_id: str, seconds: float = 1.0) -> None:

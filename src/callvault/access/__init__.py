@@ -17,6 +17,7 @@ from callvault.access._principals import (
     issue_key,
     list_bindings,
     list_principals,
+    load_principal,
     parse_token,
     revoke_key,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "issue_key",
     "list_bindings",
     "list_principals",
+    "load_principal",
     "parse_token",
     "revoke_key",
 ]

@@ -244,3 +244,40 @@ def authenticate(db: Reader, parts: TokenParts) -> Principal:
         bindings=bindings,
         key_id=parts.key_id,
     )
+
+
+_LOAD_PRINCIPAL = Prepared(
+    select(
+        PrincipalRow.kind,
+        PrincipalRow.active,
+        RoleBinding.role,
+        RoleBinding.scope_kind,
+        RoleBinding.scope_id,
+    )
+    .outerjoin(
+        RoleBinding,
+        (RoleBinding.principal_id == PrincipalRow.id)
+        & (RoleBinding.tenant_id == bindparam("tenant")),
+    )
+    .where(PrincipalRow.tenant_id == bindparam("tenant"), PrincipalRow.id == bindparam("id")),
+    name="load_principal",
+)
+
+
+def load_principal(db: Reader, tenant_id: str, principal_id: str) -> Principal:
+    """A principal as it is now (bindings included), for a credential that names it
+    (a signed playback URL); an unknown or deactivated one raises AuthenticationError."""
+    rows = _LOAD_PRINCIPAL.rows(connection_of(db), {"tenant": tenant_id, "id": principal_id})
+    if not rows or not rows[0].active:
+        raise AuthenticationError("invalid or expired credential")
+    bindings = frozenset(
+        Binding(Role(r.role), ScopeKind(r.scope_kind), r.scope_id) for r in rows if r.role
+    )
+    return Principal(
+        id=principal_id,
+        tenant_id=tenant_id,
+        kind=rows[0].kind,
+        active=True,
+        bindings=bindings,
+        key_id=None,
+    )

@@ -25,6 +25,9 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     #: Service accounts of voice agents and carriers: create and feed calls, read nothing.
     INGEST = "ingest"
+    #: Hands tokenized card numbers to the payment connector; reads nothing. Never a
+    #: default: bound deliberately to the one service account that settles payments.
+    PAYMENT_OPERATOR = "payment_operator"
 
 
 class ScopeKind(StrEnum):
@@ -59,8 +62,8 @@ class Action(StrEnum):
     TRANSCRIPT_READ_REDACTED = "transcript:read_redacted"
     RECORDING_READ = "recording:read"
     RECORDING_READ_MASKED = "recording:read_masked"
-    #: Hand a card number from the tokenization vault to the deployment's payment
-    #: connector. No role below has it: it is bound deliberately (see payments/).
+    #: Hand a card number from the tokenization vault to the payment connector.
+    #: Only ``payment_operator`` has it (see payments/).
     PAYMENTS_DETOKENIZE = "payments:detokenize"
 
 
@@ -131,4 +134,5 @@ ROLE_ACTIONS: Final[dict[Role, frozenset[Action]]] = {
         | {Action.AUDIT_READ, Action.CONFIG_READ, Action.AGENT_READ_HISTORY, Action.PRINCIPAL_READ}
     ),
     Role.INGEST: frozenset({Action.AGENT_READ, Action.CALL_CREATE, Action.CALL_APPEND}),
+    Role.PAYMENT_OPERATOR: frozenset({Action.PAYMENTS_DETOKENIZE}),
 }

@@ -25,6 +25,8 @@ from callvault.api.routers import (
     deployments,
     health,
     ingest,
+    payments,
+    playback,
     principals,
     tenant,
     versions,
@@ -80,6 +82,8 @@ def create_fastapi(rt: Runtime) -> FastAPI:
         audit_sinks,
         health,
         ingest,
+        payments,
+        playback,
     )
     for module in routers:
         app.include_router(module.router)

@@ -115,6 +115,8 @@ def _on_error(request: Request, exc: Exception) -> Response:
         status, title = 500, "Internal error"
     extra = {"errors": [{"field": exc.field, "message": exc.message}]} if exc.field else None
     headers = {"WWW-Authenticate": 'Bearer realm="callvault"'} if status == 401 else None
+    if isinstance(exc, errors.RangeNotSatisfiableError):
+        headers = {"Content-Range": f"bytes */{exc.total}"}
     if status >= 500:
         log.error("request failed: %s", exc.code, extra={"error_code": exc.code})
     return problem(

@@ -256,6 +256,23 @@ class AppendOut(Out):
     seqs: list[int]
 
 
+class PlaybackUrlOut(Out):
+    """A signed, short-lived path to the recording for a browser player."""
+
+    url: str
+    view: Literal["full", "masked"]
+    expires_at: datetime
+
+
+class HandoffOut(Out):
+    """The processor's answer to a card hand-off: ids only, never the card."""
+
+    token_id: str
+    connector: str
+    status: str
+    reference: str
+
+
 class WordOut(Out):
     text: str
     start_ms: int

@@ -58,9 +58,7 @@ def _mask_words(seg: Segment, spans: list[tuple[int, int]]) -> tuple[Word, ...]:
     if " ".join(w.text for w in seg.words) != seg.text:
         # The words do not spell the text: any word made of digits or number words
         # could be part of the card; label every word that holds a digit.
-        return tuple(
-            replace(w, text=WORD_LABEL) if spoken_digits(w.text) else w for w in seg.words
-        )
+        return tuple(replace(w, text=WORD_LABEL) if spoken_digits(w.text) else w for w in seg.words)
     out = []
     at = 0
     for w in seg.words:

@@ -9,13 +9,15 @@ transaction ends.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callvault.access import Action, Grant
+from callvault.access import Action, Grant, Resource, load_principal
 from callvault.calls._playback import (
     ByteRange,
     mask_plan,
@@ -23,8 +25,9 @@ from callvault.calls._playback import (
     wav_range,
     wav_size,
 )
+from callvault.calls._playback_url import PlaybackClaims, View, mint, peek_tenant, verify
 from callvault.calls._recording import header_context, recording_context
-from callvault.calls._store import masking_segments, shared_redactor
+from callvault.calls._store import get_call, masking_segments, shared_redactor
 from callvault.crypto import stream_key
 from callvault.crypto.stream import RangeReader
 from callvault.errors import NotFoundError
@@ -96,3 +99,28 @@ def open_playback(
             obj.close()
 
     return Playback(206 if rng is not None else 200, headers, body())
+
+
+def mint_playback_url(
+    rt: Runtime, session: Session, principal_id: str, call: Call, view: View
+) -> tuple[str, datetime]:
+    """A signed playback path for ``call`` and ``view`` (the caller passed the gate)."""
+    ttl = rt.settings.playback_url_ttl_seconds
+    expires = int(time.time()) + ttl
+    claims = PlaybackClaims(call.tenant_id, call.id, principal_id, view, expires)
+    token = mint(rt.keys, session, claims)
+    return f"/v1/playback/{token}", datetime.fromtimestamp(expires, UTC)
+
+
+def play_by_url(rt: Runtime, token: str, range_header: str | None) -> Playback:
+    """Serve a signed playback URL: verify it, load its principal as it is now, pass the
+    gate again (audited, committed) and open the recording."""
+    tenant_id = peek_tenant(token)
+    with rt.db.tenant_tx(tenant_id) as s:
+        claims = verify(rt.keys, s, token, int(time.time()))
+        principal = load_principal(s, claims.tenant_id, claims.principal_id)
+        call = get_call(s, claims.tenant_id, claims.call_id)
+        action = Action.RECORDING_READ if claims.view == "full" else Action.RECORDING_READ_MASKED
+        resource = Resource.call(call.tenant_id, call.deployment_id, call.agent_id, call.id)
+        grant = rt.gate.enforce(principal, action, resource)
+        return open_playback(rt, s, grant, call, range_header)

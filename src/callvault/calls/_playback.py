@@ -93,11 +93,11 @@ def parse_range(header: str | None, total: int) -> ByteRange | None:
     if not first:  # the last N bytes
         n = int(last)
         if n == 0:
-            raise RangeNotSatisfiableError("empty suffix range")
+            raise RangeNotSatisfiableError("empty suffix range", total=total)
         return ByteRange(max(0, total - n), total)
     start = int(first)
     if start >= total:
-        raise RangeNotSatisfiableError("range starts past the end of the recording")
+        raise RangeNotSatisfiableError("range starts past the end of the recording", total=total)
     end = total if not last else min(total, int(last) + 1)
     if end <= start:
         return None  # last < first: syntactically invalid, ignored

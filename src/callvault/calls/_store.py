@@ -110,13 +110,23 @@ def list_calls(
     *,
     deployment_id: str | None = None,
     agent_id: str | None = None,
+    status: str | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
     limit: int = 100,
 ) -> list[Call]:
+    """Calls newest first, filtered by scope, status and start time (metadata only)."""
     q = select(Call).where(Call.tenant_id == tenant_id)
     if deployment_id is not None:
         q = q.where(Call.deployment_id == deployment_id)
     if agent_id is not None:
         q = q.where(Call.agent_id == agent_id)
+    if status is not None:
+        q = q.where(Call.status == status)
+    if started_after is not None:
+        q = q.where(Call.started_at >= started_after)
+    if started_before is not None:
+        q = q.where(Call.started_at < started_before)
     return list(session.execute(q.order_by(Call.started_at.desc()).limit(limit)).scalars())
 
 

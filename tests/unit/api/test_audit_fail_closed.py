@@ -32,6 +32,7 @@ from tests.unit.api._harness import (
 
 CONTENT = (
     "4111 1111 1111 1111",
+    "31926819",
     "twelfth of march",
     TRANSCRIPT[1]["text"],
     CALLER_NUMBER,

@@ -54,7 +54,8 @@ import pytest
 from callvault import access, calls, tenancy
 from callvault.api.app import create_fastapi
 from callvault.store import new_id
-from tests.support.world import PROMPT, TRANSCRIPT, TenantWorld
+from tests.support.processor import SECRET, running_processor
+from tests.support.world import PROMPT, TRANSCRIPT, TenantWorld, add_card_tokens
 from tests.unit.api._harness import (
     Installation,
     audit_entries,
@@ -66,7 +67,16 @@ from tests.unit.api._harness import (
 
 # -- the expectation table ---------------------------------------------------------------------
 
-ROLES = ("owner", "admin", "compliance_officer", "qa_reviewer", "developer", "auditor", "ingest")
+ROLES = (
+    "owner",
+    "admin",
+    "compliance_officer",
+    "qa_reviewer",
+    "developer",
+    "auditor",
+    "ingest",
+    "payment_operator",
+)
 SCOPES = ("tenant", "dep0", "agent0")
 
 #: Metadata reads (ids, names, regions, timestamps, call status and counts).
@@ -115,6 +125,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     | _HISTORY
     | {"audit.read", "principal.read", "config.tenant", "config.deployment"},
     "ingest": frozenset({"agent.read", "call.create", "call.append"}),
+    # Hands keyed card numbers to the payment processor; sees nothing else.
+    "payment_operator": frozenset({"payments.handoff"}),
 }
 
 
@@ -178,6 +190,7 @@ class Ids:
     tenant_v1: str
     dep_v1: str
     agent_v1: str
+    card: str = "tok_" + "a" * 26
     sink: str = "snk_" + "a" * 26
 
 
@@ -558,6 +571,33 @@ OPS: tuple[Op, ...] = (
         content=True,
         label="?view=masked",
     ),
+    Op(
+        "POST",
+        "/v1/calls/{call_id}/recording/url",
+        Level.CALL,
+        ("recording.full", "recording.masked"),
+        lambda t: f"/v1/calls/{t.call}/recording/url",
+        any_of=True,
+        content=True,
+    ),
+    # The signed URL is its own credential: without a valid one, 401 for everyone.
+    Op(
+        "GET",
+        "/v1/playback/{token}",
+        Level.PUBLIC,
+        (),
+        lambda _: "/v1/playback/pb1.e30.AAAA",
+        ok=401,
+    ),
+    # payments
+    Op(
+        "POST",
+        "/v1/payments/tokens/{token_id}/handoff",
+        Level.CALL,
+        ("payments.handoff",),
+        lambda t: f"/v1/payments/tokens/{t.card}/handoff",
+        content=True,
+    ),
     # audit
     Op("GET", "/v1/audit/entries", Level.TENANT, ("audit.read",), lambda _: "/v1/audit/entries"),
     Op(
@@ -687,14 +727,26 @@ def _ids(tw: TenantWorld, i: int, versions: dict[str, str], principal: str, key:
         tenant_v1=versions["tenant"],
         dep_v1=versions[f"dep{i}"],
         agent_v1=versions[f"agent{i}"],
+        card=tw.card_tokens[i],
     )
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     data: Path = tmp_path_factory.mktemp("matrix") / "data"
-    with installation(data) as inst:
+    processor = running_processor(tmp_path_factory.mktemp("processor"))
+    with (
+        processor as pay,
+        installation(
+            data,
+            payment_connector_url=pay.url,
+            payment_connector_secret=SECRET,
+            payment_connector_ca_file=pay.ca_file,
+        ) as inst,
+    ):
         a, b = inst.world.a, inst.world.b
+        add_card_tokens(inst.rt, a)
+        add_card_tokens(inst.rt, b)
         va, vb = _first_versions(inst, a), _first_versions(inst, b)
         pa, ka = _target_principal_and_key(inst, a)
         pb, kb = _target_principal_and_key(inst, b)
@@ -720,6 +772,7 @@ def _missing(ids: Ids) -> Ids:
         tenant_v1=secrets.token_hex(32),
         dep_v1=secrets.token_hex(32),
         agent_v1=secrets.token_hex(32),
+        card="tok_" + "b" * 26,
     )
 
 
@@ -776,7 +829,7 @@ def _comparable(resp: httpx.Response) -> tuple[int, str, Any]:
 
 
 #: Strings that appear only in customer content (transcripts, caller numbers, prompts).
-_CONTENT = ("4111 1111 1111 1111", "twelfth of march", "+44 7700 900123", PROMPT)
+_CONTENT = ("31926819", "twelfth of march", "+44 7700 900123", PROMPT)
 
 
 def _foreign_ids(env: Env) -> set[str]:

@@ -121,6 +121,7 @@ def test_ranges_decrypt_what_they_touch_and_match_the_whole(
     r = _get(client, world, call_id, "compliance_officer", headers={"Range": f"bytes={total}-"})
     assert r.status_code == 416  # type: ignore[attr-defined]
     assert r.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+    assert r.headers["content-range"] == f"bytes */{total}"  # type: ignore[attr-defined]
 
 
 def test_qa_reviewer_hears_the_masked_view_only(
@@ -174,3 +175,90 @@ def test_playback_fails_closed_when_the_audit_log_cannot_be_written(
     r = _get(client, world, call_id, "compliance_officer")
     assert r.status_code == 503  # type: ignore[attr-defined]
     assert b"RIFF" not in r.content  # type: ignore[attr-defined]
+
+
+def test_calls_are_listed_by_status_and_start_time_without_content(
+    client: TestClient, world: World, call_id: str
+) -> None:
+    token = world.a.tokens[("qa_reviewer", "tenant")]
+    h = {"Authorization": f"Bearer {token}"}
+    done = client.get("/v1/calls", headers=h, params={"status": "completed"}).json()
+    assert [c["id"] for c in done] == [call_id]  # the world's own calls are still active
+    active = client.get("/v1/calls", headers=h, params={"status": "active"}).json()
+    assert {c["id"] for c in active} == set(world.a.calls)
+    started = done[0]["started_at"]
+    after = client.get("/v1/calls", headers=h, params={"started_after": started}).json()
+    assert call_id in {c["id"] for c in after}
+    before = client.get("/v1/calls", headers=h, params={"started_before": started}).json()
+    assert call_id not in {c["id"] for c in before}
+    r = client.get("/v1/calls", headers=h, params={"started_after": "2026-01-01T00:00:00"})
+    assert r.status_code == 422  # a time without a zone is refused
+    r = client.get("/v1/calls", headers=h, params={"status": "deleted"})
+    assert r.status_code == 422
+    assert "4111" not in str(done)
+    assert "caller_number" not in done[0] or done[0]["caller_number"] is None
+
+
+def _mint(client: TestClient, world: World, call: str, role: str, **params: str) -> object:
+    token = world.a.tokens[(role, "tenant")]
+    return client.post(
+        f"/v1/calls/{call}/recording/url",
+        headers={"Authorization": f"Bearer {token}"},
+        params=params,
+    )
+
+
+def test_a_signed_url_plays_the_minted_view_without_a_key(
+    rt: Runtime, client: TestClient, world: World, call_id: str
+) -> None:
+    whole = _get(client, world, call_id, "compliance_officer").content  # type: ignore[attr-defined]
+    r = _mint(client, world, call_id, "compliance_officer")
+    assert r.status_code == 200, r.text  # type: ignore[attr-defined]
+    body = r.json()  # type: ignore[attr-defined]
+    assert body["view"] == "full"
+    assert body["url"].startswith("/v1/playback/pb1.")
+    played = client.get(body["url"])
+    assert played.status_code == 200
+    assert played.content == whole
+    ranged = client.get(body["url"], headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206
+    assert ranged.content == whole[100:200]
+    # A QA reviewer's URL is the masked view, and it cannot be minted for the full one.
+    qa = _mint(client, world, call_id, "qa_reviewer").json()  # type: ignore[attr-defined]
+    assert qa["view"] == "masked"
+    assert client.get(qa["url"]).headers["x-callvault-view"] == "masked"
+    assert _mint(client, world, call_id, "qa_reviewer", view="full").status_code == 403  # type: ignore[attr-defined]
+    assert _mint(client, world, call_id, "developer").status_code == 403  # type: ignore[attr-defined]
+
+
+def test_edited_expired_and_revoked_urls_stop_working(
+    rt: Runtime,
+    client: TestClient,
+    world: World,
+    call_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = _mint(client, world, call_id, "compliance_officer").json()["url"]  # type: ignore[attr-defined]
+    prefix, payload, mac = url.rsplit("/", 1)[1].split(".")
+    flip = "A" if payload[-2] != "A" else "B"
+    edited = f"/v1/playback/{prefix}.{payload[:-2]}{flip}{payload[-1]}.{mac}"
+    for bad in (edited, url[:-3], "/v1/playback/pb1.e30.AAAA"):
+        r = client.get(bad)
+        assert r.status_code in (401, 422), bad
+        assert b"RIFF" not in r.content
+    # Expired: the clock moves past the URL's lifetime.
+    import callvault.calls._listen as listen  # noqa: PLC0415
+
+    real = listen.time.time
+    monkeypatch.setattr(listen.time, "time", lambda: real() + 301)
+    assert client.get(url).status_code == 401
+    monkeypatch.setattr(listen.time, "time", real)
+    assert client.get(url).status_code == 200
+    # The minting principal deactivated: the URL stops at once.
+    from callvault.store.models import Principal as PrincipalRow  # noqa: PLC0415
+
+    with rt.db.tenant_tx(world.a.id) as s:
+        row = s.get(PrincipalRow, world.a.principals[("compliance_officer", "tenant")])
+        assert row is not None
+        row.active = False
+    assert client.get(url).status_code == 401

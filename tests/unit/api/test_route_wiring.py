@@ -7,9 +7,18 @@ import inspect
 import pytest
 from fastapi.routing import APIRoute
 
-from callvault.api.routers import agents, audit, calls, deployments, principals, tenant, versions
+from callvault.api.routers import (
+    agents,
+    audit,
+    calls,
+    deployments,
+    payments,
+    principals,
+    tenant,
+    versions,
+)
 
-ROUTERS = (agents, audit, calls, deployments, principals, tenant, versions)
+ROUTERS = (agents, audit, calls, deployments, payments, principals, tenant, versions)
 
 
 def _routes() -> list[APIRoute]:

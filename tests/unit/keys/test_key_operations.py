@@ -68,7 +68,7 @@ def test_rotation_rewraps_key_records_not_data(rt: Runtime, world: World) -> Non
     assert sealed_after == sealed_before  # the data itself was not touched
     assert on_old == []
     rt.keys.cache.clear()
-    assert "4111" in _read(rt, world, 0)
+    assert "31926819" in _read(rt, world, 0)
     actions = _audit_actions(rt, world.a.id)
     assert "keys.rotate.start" in actions
     assert "keys.rotate.finish" in actions
@@ -92,7 +92,7 @@ def test_interrupted_rotation_resumes_without_a_new_version(
         rotate(rt.db, rt.keys, rt.audit, world.a.id, dep, actor="test", batch=1)
     assert _keks(rt, world, dep) == {1: "retiring", 2: "active"}
     rt.keys.cache.clear()
-    assert "4111" in _read(rt, world, 0)  # half-rotated data still opens
+    assert "31926819" in _read(rt, world, 0)  # half-rotated data still opens
     monkeypatch.setattr(LocalKeyProvider, "_rewrap", original)
     result = rotate(rt.db, rt.keys, rt.audit, world.a.id, dep, actor="test", batch=1)
     assert result.new_version == 2
@@ -116,7 +116,7 @@ def test_cli_shred_makes_the_call_unreadable_and_is_audited(rt: Runtime, world: 
     rt.keys.cache.clear()
     with pytest.raises(DecryptionError):
         _read(rt, world, 0)
-    assert "4111" in _read(rt, world, 1)
+    assert "31926819" in _read(rt, world, 1)
     assert "keys.shred" in _audit_actions(rt, world.a.id)
     again = runner.invoke(app, ["keys", "shred", "--call", call, "--yes"], env=_env(rt))
     assert again.exit_code == 66
@@ -130,7 +130,7 @@ def test_cli_destroy_makes_the_deployment_unrecoverable(rt: Runtime, world: Worl
     rt.keys.cache.clear()
     with pytest.raises((DecryptionError, KeyUnavailableError)):
         _read(rt, world, 1)
-    assert "4111" in _read(rt, world, 0)  # the other deployment is untouched
+    assert "31926819" in _read(rt, world, 0)  # the other deployment is untouched
     assert "keys.destroy" in _audit_actions(rt, world.a.id)
 
 

@@ -17,8 +17,8 @@ from callvault.payments import (
 )
 from callvault.payments._connector import MAX_REPLY_BYTES, request_body
 from callvault.payments._token import new_token_id
+from tests.support.processor import SECRET, Processor, write_self_signed
 from tests.unit.payments.cardnumbers import PAN, leaks
-from tests.unit.payments.conftest import SECRET, Processor, write_self_signed
 
 
 def _request(cvv: str | None = None) -> ConnectorRequest:

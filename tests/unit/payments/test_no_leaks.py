@@ -38,8 +38,9 @@ from callvault.payments import (
     TokenVault,
 )
 from callvault.runtime import Runtime
+from tests.support.processor import SECRET, Processor, write_self_signed
 from tests.unit.payments.cardnumbers import PAN, leaks
-from tests.unit.payments.conftest import SECRET, Cards, Processor, write_self_signed
+from tests.unit.payments.conftest import Cards
 
 CVV = "9264"
 

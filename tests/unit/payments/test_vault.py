@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from callvault.access import Action, Binding, Principal, Resource, Role, ScopeKind
+from callvault.access.roles import ROLE_ACTIONS
 from callvault.crypto import SealContext, open_value
 from callvault.errors import (
     AuditUnavailableError,
@@ -35,9 +36,10 @@ from callvault.payments import (
 from callvault.payments._vault import _pan_context
 from callvault.runtime import Runtime
 from callvault.store.models import Call, DataKey, PaymentToken
+from tests.support.processor import SECRET, Processor
 from tests.support.world import CALLER_NUMBER, World
 from tests.unit.payments.cardnumbers import BAD_LUHN_PAN, OTHER_PAN, PAN, SPOKEN, leaks
-from tests.unit.payments.conftest import SECRET, Cards, Processor
+from tests.unit.payments.conftest import Cards
 
 
 def _tokenize(
@@ -383,10 +385,14 @@ def test_grant_on_a_resource_naming_other_scopes_for_the_call_is_refused(
     assert processor.seen == []
 
 
-def test_no_shipped_role_may_detokenize(rt: Runtime, world: World) -> None:
+def test_no_default_role_may_detokenize(rt: Runtime, world: World) -> None:
+    """Only payment_operator (bound deliberately) has payments:detokenize."""
     a = world.a
     resource = Resource.call(a.id, a.deployments[0], a.agents[0], a.calls[0])
-    for role in Role:
+    assert [r for r in Role if Action.PAYMENTS_DETOKENIZE in ROLE_ACTIONS[r]] == [
+        Role.PAYMENT_OPERATOR
+    ]
+    for role in (r for r in Role if r is not Role.PAYMENT_OPERATOR):
         principal = Principal(
             id=a.principals[(role.value, "tenant")],
             tenant_id=a.id,

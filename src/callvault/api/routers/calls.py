@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from callvault import calls, tenancy
 from callvault.access import Action
@@ -13,7 +14,7 @@ from callvault.api import resources, schemas
 from callvault.api.blocking import blocking
 from callvault.api.deps import CtxDep, ResourceId
 from callvault.calls._card_text import append_protected
-from callvault.calls._listen import open_playback
+from callvault.calls._listen import mint_playback_url, open_playback
 from callvault.calls._store import shared_redactor
 from callvault.payments import TokenVault
 from callvault.store.ids import ID_PATTERN
@@ -29,9 +30,16 @@ def list_calls(
     ctx: CtxDep,
     deployment_id: OptionalId = None,
     agent_id: OptionalId = None,
+    status: Annotated[
+        Literal["active", "completed", "incomplete", "failed"] | None, Query()
+    ] = None,
+    started_after: Annotated[AwareDatetime | None, Query()] = None,
+    started_before: Annotated[AwareDatetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[schemas.CallOut]:
-    """Calls of one agent, one deployment, or the tenant (needs call:list on that scope)."""
+    """Calls of one agent, one deployment, or the tenant (needs call:list on that scope),
+    newest first, optionally by status and start time (``started_after`` inclusive,
+    ``started_before`` exclusive; with a time zone). Metadata only, never content."""
     with ctx.tx() as s:
         if agent_id is not None:
             scope = resources.of_agent(tenancy.read_agent(s, ctx.tenant_id, agent_id))
@@ -43,7 +51,14 @@ def list_calls(
             scope = resources.of_tenant(tenancy.read_tenant(s, ctx.tenant_id))
         ctx.enforce(Action.CALL_LIST, scope)
         rows = calls.list_calls(
-            s, ctx.tenant_id, deployment_id=deployment_id, agent_id=agent_id, limit=limit
+            s,
+            ctx.tenant_id,
+            deployment_id=deployment_id,
+            agent_id=agent_id,
+            status=status,
+            started_after=started_after,
+            started_before=started_before,
+            limit=limit,
         )
         return [resources.call_out(r) for r in rows]
 
@@ -206,3 +221,23 @@ def play_recording(
     return StreamingResponse(
         played.body, status_code=played.status, headers=played.headers, media_type="audio/wav"
     )
+
+
+@router.post("/calls/{call_id}/recording/url")
+@blocking
+def playback_url(
+    call_id: ResourceId,
+    ctx: CtxDep,
+    view: Annotated[Literal["full", "masked"] | None, Query()] = None,
+) -> schemas.PlaybackUrlOut:
+    """A short-lived URL a browser player can fetch the recording from (one call, one
+    view). Minting is a recording read (audited); each use passes the gate again."""
+    with ctx.tx() as s:
+        row = calls.get_call(s, ctx.tenant_id, call_id)
+        res = resources.of_call(row)
+        if view is None:
+            view = "full" if ctx.allows(Action.RECORDING_READ, res) else "masked"
+        action = Action.RECORDING_READ if view == "full" else Action.RECORDING_READ_MASKED
+        ctx.enforce(action, res)
+        url, expires = mint_playback_url(ctx.rt, s, ctx.principal.id, row, view)
+    return schemas.PlaybackUrlOut(url=url, view=view, expires_at=expires)
