@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert
 
+from _calibration import calibration_us
 from callvault.audit import AuditEvent, Outcome, merkle
 from callvault.audit._entry import entry_bytes
 from callvault.audit._export import export_bundle
@@ -47,14 +48,6 @@ from callvault.config import load_settings
 from callvault.runtime import Runtime
 from callvault.store import new_id
 from callvault.store.models import AuditEntry, AuditHead, Tenant, utcnow
-
-
-def _calibration_us() -> float:
-    t = time.perf_counter()
-    x = 0
-    for i in range(100_000):
-        x += i
-    return (time.perf_counter() - t) * 1e6 / 100
 
 
 def _tenants(rt: Runtime, n: int) -> list[str]:
@@ -234,7 +227,7 @@ def main() -> None:
     ap.add_argument("--proof-size", type=int, default=1_000_000)
     ap.add_argument("--proof-samples", type=int, default=2000)
     args = ap.parse_args()
-    out: dict[str, Any] = {"calibration_us": round(_calibration_us(), 1)}
+    out: dict[str, Any] = {"calibration_us": calibration_us()}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         if args.backend in ("sqlite", "both"):
