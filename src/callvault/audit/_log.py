@@ -169,7 +169,7 @@ class AuditLog:
         return proofs.assemble(spans, _store.nodes(session, tenant_id, proofs.needed(spans)))
 
     def _check_size(self, session: Session, tenant_id: str, size: int) -> None:
-        if size > _store.head(session, tenant_id).size:
+        if size > _store.head_size(session, tenant_id):
             raise ProofError("the log has not reached that size")
 
     # -- checkpoints ---------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from callvault.audit.merkle import CompactRange
 from callvault.audit.proofs import Node, append_leaves, nodes_from_rows, rows_needed
 from callvault.errors import AuditUnavailableError, ProofError
 from callvault.store.models import AuditCheckpoint, AuditEntry, AuditHead
+from callvault.store.prepared import Prepared
 
 _ENTRIES = cast("Table", AuditEntry.__table__)
 _HEADS = cast("Table", AuditHead.__table__)
@@ -135,6 +136,33 @@ def append_locked(
     return new
 
 
+_HEAD_SIZE = Prepared(
+    select(_HEADS.c.size).where(_HEADS.c.tenant_id == bindparam("t")), name="audit_head_size"
+)
+#: The rows holding a proof's nodes, one prepared statement per number of rows (a proof
+#: needs at most ~2 log2(n) rows, so few shapes ever exist).
+_NODE_ROWS: dict[int, Prepared] = {}
+
+
+def head_size(session: Session, tenant_id: str) -> int:
+    """The tenant's tree size alone (0 if it has never appended)."""
+    row = _HEAD_SIZE.one_or_none(session.connection(), {"t": tenant_id})
+    return 0 if row is None else int(row.size)
+
+
+def _node_rows(n: int) -> Prepared:
+    stmt = _NODE_ROWS.get(n)
+    if stmt is None:
+        stmt = _NODE_ROWS[n] = Prepared(
+            select(_ENTRIES.c.idx, _ENTRIES.c.hashes).where(
+                _ENTRIES.c.tenant_id == bindparam("t"),
+                _ENTRIES.c.idx.in_([bindparam(f"i{k}") for k in range(n)]),
+            ),
+            name=f"audit_node_rows_{n}",
+        )
+    return stmt
+
+
 def head(session: Session, tenant_id: str) -> CompactRange:
     """The tenant's current tree state (size 0 if it has never appended)."""
     row = session.execute(
@@ -158,11 +186,9 @@ def nodes(session: Session, tenant_id: str, wanted: Iterable[Node]) -> dict[Node
     wanted = list(wanted)
     if not wanted:
         return {}
-    rows = session.execute(
-        select(_ENTRIES.c.idx, _ENTRIES.c.hashes).where(
-            _ENTRIES.c.tenant_id == tenant_id, _ENTRIES.c.idx.in_(sorted(rows_needed(wanted)))
-        )
-    ).all()
+    needed = sorted(rows_needed(wanted))
+    params: dict[str, Any] = {"t": tenant_id} | {f"i{k}": i for k, i in enumerate(needed)}
+    rows = _node_rows(len(needed)).rows(session.connection(), params)
     return nodes_from_rows(wanted, {int(i): bytes(h) for i, h in rows if h is not None})
 
 
