@@ -175,7 +175,7 @@ class CallIngest:
             recording = LiveRecording.open(
                 store, data_key, context, codec=codec, sample_rate=sample_rate
             )
-        except Exception:
+        except Exception:  # any failure to open storage: the call is marked failed, re-raised
             cls._mark(rt, tenant_id, call_id, "failed")
             raise
         return cls(
