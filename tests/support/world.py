@@ -136,11 +136,14 @@ def card_token(rt: Runtime, tenant_id: str, call_id: str) -> str:
 
 def attach_recording(rt: Runtime, tenant_id: str, call_id: str, seconds: float = 1.0) -> None:
     """Give ``call_id`` a sealed recording (a 300 Hz hum), as live ingest would store it."""
-    from callvault.calls._recording import LiveRecording, recording_context  # noqa: PLC0415
+    from callvault.calls._recording import (  # noqa: PLC0415
+        LiveRecording,
+        recording_context,
+        recording_row,
+    )
     from callvault.keys import KeyOwner  # noqa: PLC0415
     from callvault.redact import mulaw_encode  # noqa: PLC0415
-    from callvault.store import new_id  # noqa: PLC0415
-    from callvault.store.models import Call, Deployment, Recording, utcnow  # noqa: PLC0415
+    from callvault.store.models import Call, Deployment  # noqa: PLC0415
 
     n = round(seconds * 8000)
     pcm = array("h", (round(5000 * math.sin(2 * math.pi * 300 * k / 8000)) for k in range(n)))
@@ -157,20 +160,7 @@ def attach_recording(rt: Runtime, tenant_id: str, call_id: str, seconds: float =
         )
         rec.write(mulaw_encode(pcm.tobytes()))
         result = rec.finish(complete=True)
-        s.add(
-            Recording(
-                id=new_id("rec"),
-                tenant_id=tenant_id,
-                call_id=call_id,
-                object_ref=result.object_ref,
-                codec=result.codec,
-                sample_rate_hz=result.sample_rate_hz,
-                duration_ms=result.duration_ms,
-                size_bytes=result.size_bytes,
-                complete=True,
-                created_at=utcnow(),
-            )
-        )
+        s.add(recording_row(tenant_id, call_id, result))
 
 
 def build_world(rt: Runtime, client: TestClient) -> World:

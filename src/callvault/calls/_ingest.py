@@ -29,13 +29,18 @@ from datetime import datetime
 from typing import Literal
 
 from callvault.calls._audio_guard import AudioGuard, ReleasedAudio
-from callvault.calls._recording import Codec, LiveRecording, RecordingResult, recording_context
+from callvault.calls._recording import (
+    Codec,
+    LiveRecording,
+    RecordingResult,
+    recording_context,
+    recording_row,
+)
 from callvault.calls._store import Event, append_events, create_call, end_call, get_call
 from callvault.errors import InvalidInputError
 from callvault.keys import KeyOwner
 from callvault.runtime import Runtime
-from callvault.store import new_id
-from callvault.store.models import Agent, Deployment, Recording, utcnow
+from callvault.store.models import Agent, Deployment
 
 log = logging.getLogger("callvault.calls.ingest")
 
@@ -343,20 +348,7 @@ class CallIngest:
                     ],
                 )
             if result is not None:
-                s.add(
-                    Recording(
-                        id=new_id("rec"),
-                        tenant_id=self.tenant_id,
-                        call_id=self.call_id,
-                        object_ref=result.object_ref,
-                        codec=result.codec,
-                        sample_rate_hz=result.sample_rate_hz,
-                        duration_ms=result.duration_ms,
-                        size_bytes=result.size_bytes,
-                        complete=result.complete,
-                        created_at=utcnow(),
-                    )
-                )
+                s.add(recording_row(self.tenant_id, self.call_id, result))
             end_call(s, call, status=status)
 
     @staticmethod

@@ -34,6 +34,8 @@ from callvault.crypto.stream import (
     open_stream,
 )
 from callvault.errors import InvalidInputError
+from callvault.store import new_id
+from callvault.store.models import Recording, utcnow
 from callvault.store.objects import ObjectSink, ObjectStore, object_key
 
 Codec = Literal["mulaw", "pcm16"]
@@ -86,6 +88,22 @@ class RecordingResult:
     @property
     def duration_ms(self) -> int:
         return self.samples * 1000 // self.sample_rate_hz
+
+
+def recording_row(tenant_id: str, call_id: str, result: RecordingResult) -> Recording:
+    """The database row that says where a finished recording lives (never its audio)."""
+    return Recording(
+        id=new_id("rec"),
+        tenant_id=tenant_id,
+        call_id=call_id,
+        object_ref=result.object_ref,
+        codec=result.codec,
+        sample_rate_hz=result.sample_rate_hz,
+        duration_ms=result.duration_ms,
+        size_bytes=result.size_bytes,
+        complete=result.complete,
+        created_at=utcnow(),
+    )
 
 
 class LiveRecording:

@@ -8,6 +8,7 @@ so a sealed value cannot be replayed into another call or field.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -268,23 +269,30 @@ def _redacted_view(text: str) -> str:
     return mask_numbers(shared_redactor().redact(text))
 
 
-def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) -> TranscriptView:
-    """Open a call's transcript as the grant allows: full, or masked for redacted readers."""
-    grant.require(Action.TRANSCRIPT_READ, Action.TRANSCRIPT_READ_REDACTED, resource_id=call.id)
-    redacted = grant.action is Action.TRANSCRIPT_READ_REDACTED
-    view = _redacted_view if redacted else (lambda s: s)
+def _opened_segments(
+    session: Session, sealer: Sealer, call: Call
+) -> Iterator[tuple[TranscriptSegment, dict[str, Any]]]:
+    """Each stored segment of ``call`` in order, with its opened body (text and words).
+
+    Private: callers MUST have checked a grant for the read they serve.
+    """
     rows = session.execute(
         select(TranscriptSegment)
         .where(TranscriptSegment.tenant_id == call.tenant_id, TranscriptSegment.call_id == call.id)
         .order_by(TranscriptSegment.seq)
     ).scalars()
-    out: list[StoredSegment] = []
     for row in rows:
-        body = json.loads(
-            sealer.open(
-                session, row.sealed, _ctx(call, "transcript-segment", f"{call.id}/{row.seq}")
-            )
-        )
+        ctx = _ctx(call, "transcript-segment", f"{call.id}/{row.seq}")
+        yield row, json.loads(sealer.open(session, row.sealed, ctx))
+
+
+def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) -> TranscriptView:
+    """Open a call's transcript as the grant allows: full, or masked for redacted readers."""
+    grant.require(Action.TRANSCRIPT_READ, Action.TRANSCRIPT_READ_REDACTED, resource_id=call.id)
+    redacted = grant.action is Action.TRANSCRIPT_READ_REDACTED
+    view = _redacted_view if redacted else (lambda s: s)
+    out: list[StoredSegment] = []
+    for row, body in _opened_segments(session, sealer, call):
         words = tuple(Word(view(w[0]), int(w[1]), int(w[2])) for w in body["words"])
         seg = Segment(
             speaker=row.speaker,
@@ -315,18 +323,8 @@ def masking_segments(
     turns it into time intervals, see ``calls/_playback.py``).
     """
     grant.require(Action.RECORDING_READ, Action.RECORDING_READ_MASKED, resource_id=call.id)
-    rows = session.execute(
-        select(TranscriptSegment)
-        .where(TranscriptSegment.tenant_id == call.tenant_id, TranscriptSegment.call_id == call.id)
-        .order_by(TranscriptSegment.seq)
-    ).scalars()
     out: list[TimedSegment] = []
-    for row in rows:
-        body = json.loads(
-            sealer.open(
-                session, row.sealed, _ctx(call, "transcript-segment", f"{call.id}/{row.seq}")
-            )
-        )
+    for row, body in _opened_segments(session, sealer, call):
         words = tuple((str(w[0]), int(w[1]), int(w[2])) for w in body["words"])
         out.append(TimedSegment(row.start_ms, row.end_ms, str(body["text"]), words))
     return out
