@@ -25,6 +25,7 @@ from callvault.api.routers import (
     deployments,
     health,
     ingest,
+    ingest_stream,
     payments,
     playback,
     principals,
@@ -82,6 +83,7 @@ def create_fastapi(rt: Runtime) -> FastAPI:
         audit_sinks,
         health,
         ingest,
+        ingest_stream,
         payments,
         playback,
     )

@@ -177,6 +177,11 @@ class AudioGuard:
         return self._capture is not None
 
     @property
+    def capture_start(self) -> int | None:
+        """Sample the open capture silences from (None when no capture is open)."""
+        return self._capture
+
+    @property
     def tones(self) -> int:
         """DTMF tones found so far (their digits are never kept)."""
         return self._tones

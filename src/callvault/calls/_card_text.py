@@ -97,3 +97,34 @@ def append_protected(
 
     protected, _found = protect_cards(segments, redactor, tokenize)
     return append_segments(session, sealer, call, protected)
+
+
+def append_protected_texts(
+    session: Session,
+    sealer: Sealer,
+    vault: TokenVault,
+    call: Call,
+    segments: Sequence[Segment],
+    redactor: Redactor,
+    *,
+    actor: str,
+    request_id: str | None,
+) -> list[tuple[int, str]]:
+    """:func:`append_protected`, also returning each stored text (card numbers as tokens)."""
+    texts: list[str] = []
+
+    def tokenize(digits: str) -> str:
+        return vault.tokenize(
+            session,
+            call.tenant_id,
+            call.deployment_id,
+            call.id,
+            digits,
+            source="speech",
+            actor=actor,
+            request_id=request_id,
+        ).display
+
+    protected, _found = protect_cards(segments, redactor, tokenize)
+    texts = [seg.text for seg in protected]
+    return list(zip(append_segments(session, sealer, call, protected), texts, strict=True))

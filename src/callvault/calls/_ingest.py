@@ -221,8 +221,11 @@ class CallIngest:
         return in_time
 
     def end_capture(self, at: int) -> None:
+        """End the open capture at sample ``at`` (never before its start; no-op when none)."""
         self._check_open()
-        self._guard.end_capture(at)
+        start = self._guard.capture_start
+        if start is not None:
+            self._guard.end_capture(max(at, start))
 
     def silence(self, start: int, end: int) -> bool:
         """Silence samples [start, end); False if part of it was already sealed (too late)."""
