@@ -343,7 +343,9 @@ class GenericCall:
         for ev in events:
             at = ev.at * self._rate // CAPTURE_RATE
             if ev.kind == "begin":
-                if not ingest.begin_capture(at):
+                # Already capturing (the agent asked, or the transcript announced a card):
+                # that capture silences these keys too.
+                if not ingest.capturing and not ingest.begin_capture(at):
                     replies.append(_late())
             elif ev.kind == "end":
                 ingest.end_capture(at)
