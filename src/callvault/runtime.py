@@ -26,6 +26,7 @@ from callvault.keys import (
     create_root_key,
     load_root_key,
 )
+from callvault.payments._cvv_holds import CvvHolds
 from callvault.store import Database
 from callvault.store.objects import ObjectStores, parse_object_stores
 
@@ -64,6 +65,8 @@ class Runtime:
         self.sealer: Sealer = EnvelopeSealer(keys)
         self.audit = audit
         self.gate = Gate(default_authorizer(), audit)
+        #: Card security codes captured on live calls, in memory until their hand-off.
+        self.cvv_holds = CvvHolds()
         #: SIEM sinks per tenant, fed by a background dispatcher (never the request path).
         self.sinks = SinkStore(db, self.sealer)
         self.dispatcher = SinkDispatcher(

@@ -283,3 +283,48 @@ def test_a_card_said_aloud_and_one_keyed_are_never_stored(
 
 def _auth(world: World, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.a.tokens[(role, 'tenant')]}"}
+
+
+def test_a_keyed_security_code_goes_once_to_the_connector_and_is_stored_nowhere(
+    rt: Runtime, client: TestClient, world: World, pay: Processor, settings: Settings
+) -> None:
+    headers = {"Authorization": f"Bearer {world.a.tokens[('ingest', 'tenant')]}"}
+    silence = bytes(2 * FRAME)
+    with client.websocket_connect(f"/v1/ingest/stream/{world.a.agents[0]}", headers=headers) as ws:
+        ws.send_text(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": RATE}))
+        call_id = json.loads(ws.receive_text())["call_id"]
+        replies: list[dict[str, Any]] = []
+        at = 0
+
+        def key(digit: str) -> None:
+            nonlocal at
+            for _ in range(10):  # 200 ms of audio per key
+                ws.send_bytes(silence)
+            at += 200
+            ws.send_text(json.dumps({"type": "dtmf", "digit": digit, "at_ms": at}))
+
+        for d in KEYED_CARD + "#":
+            key(d)
+        card = _until(ws, "card", replies)
+        ws.send_text(json.dumps({"type": "capture", "action": "begin", "kind": "cvv", "at_ms": at}))
+        for d in "737#":
+            key(d)
+        held = _until(ws, "cvv", replies)
+        ws.send_text(json.dumps({"type": "stop"}))
+        _until(ws, "stopped", replies)
+    assert held == {"type": "cvv", "held": True}
+    with rt.db.tenant_tx(world.a.id) as s:
+        token = s.execute(select(PaymentToken).where(PaymentToken.call_id == call_id)).scalar_one()
+    assert card["token"].startswith(f"[CARD {token.id} ")
+    url = f"/v1/payments/tokens/{token.id}/handoff"
+    # A refused hand-off does not use up the code.
+    assert client.post(url, headers=_auth(world, "compliance_officer")).status_code in (403, 404)
+    for _ in range(2):
+        assert client.post(url, headers=_auth(world, "payment_operator")).status_code == 200
+    first, second = (json.loads(seen.body) for seen in pay.seen)
+    assert (first["pan"], first.get("cvv")) == (KEYED_CARD, "737")
+    assert "cvv" not in second  # used once
+    for path in Path(settings.data_dir).rglob("*"):
+        if path.is_file():
+            assert KEYED_CARD.encode() not in path.read_bytes()
+    assert len(rt.cvv_holds) == 0

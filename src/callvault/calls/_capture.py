@@ -39,9 +39,14 @@ class CaptureEvent:
 
 
 class DtmfCapture:
-    __slots__ = ("_buf", "_discarded", "_last", "_open", "_start")
+    """Keyed digits of one capture at a time: a card number by default; ``min_digits`` and
+    ``max_digits`` 3 and 4 capture a card security code."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_discarded", "_last", "_max", "_min", "_open", "_start")
+
+    def __init__(self, *, min_digits: int = MIN_DIGITS, max_digits: int = MAX_DIGITS) -> None:
+        self._min = min_digits
+        self._max = max_digits
         self._buf = bytearray()
         self._open = False
         self._start = 0
@@ -77,7 +82,7 @@ class DtmfCapture:
             self._wipe()
         elif digit.isdigit():
             self._buf += digit.encode("ascii")
-            if len(self._buf) >= MAX_DIGITS:
+            if len(self._buf) >= self._max:
                 out.append(self._end(at))
         return out
 
@@ -101,7 +106,7 @@ class DtmfCapture:
     def _end(self, at: int) -> CaptureEvent:
         self._open = False
         n = len(self._buf)
-        if n < MIN_DIGITS:
+        if n < self._min:
             self._wipe()
             self._discarded += 1
             return CaptureEvent("discarded", at, n)

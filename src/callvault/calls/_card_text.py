@@ -6,7 +6,9 @@ the words that said it keep their timings with the text ``[CARD]``. The number
 itself goes to the tokenization vault (the caller's ``tokenize``), which is
 the only place it is kept. A value the engine calls a card number but that
 has fewer than 12 or more than 19 digits is replaced by ``[CARD_NUMBER]`` and
-not tokenized.
+not tokenized. A card security code is replaced by ``[CARD_CVV]`` and kept
+nowhere: sensitive authentication data is never stored after authorization,
+not even encrypted or tokenized.
 
 Pure apart from ``tokenize``; nothing here logs or raises with content.
 """
@@ -27,6 +29,7 @@ from callvault.redact import Redactor, spoken_digits
 from callvault.store.models import Call
 
 CARD_ENTITY: Final = "CARD_NUMBER"
+CVV_ENTITY: Final = "CARD_CVV"
 WORD_LABEL: Final = CARD_WORD
 
 
@@ -37,16 +40,19 @@ def protect_cards(
     out: list[Segment] = []
     found = 0
     for seg in segments:
-        cards = [f for f in redactor.find(seg.text) if f.entity == CARD_ENTITY]
+        cards = [f for f in redactor.find(seg.text) if f.entity in (CARD_ENTITY, CVV_ENTITY)]
         if not cards:
             out.append(seg)
             continue
-        found += len(cards)
+        found += sum(1 for f in cards if f.entity == CARD_ENTITY)
         text = seg.text
         spans = []
         for f in sorted(cards, key=lambda c: c.start, reverse=True):
-            digits = spoken_digits(text[f.start : f.end])
-            display = tokenize(digits) if 12 <= len(digits) <= 19 else f"[{CARD_ENTITY}]"
+            if f.entity == CVV_ENTITY:  # never stored, not even tokenized (PCI DSS 3.3.1.2)
+                display = f"[{CVV_ENTITY}]"
+            else:
+                digits = spoken_digits(text[f.start : f.end])
+                display = tokenize(digits) if 12 <= len(digits) <= 19 else f"[{CARD_ENTITY}]"
             text = text[: f.start] + display + text[f.end :]
             spans.append((f.start, f.end))
         out.append(replace(seg, text=text, words=_mask_words(seg, spans)))

@@ -15,6 +15,8 @@ the ``start`` message declared, contiguous from the call's first sample::
     → {"type": "dtmf", "digit": "0".."9" | "*" | "#", "at_ms": n}
     → {"type": "capture", "action": "begin" | "end", "at_ms": n}
     ← {"type": "card", "token": "[CARD tok_… ending 4242]", "source": "dtmf"}
+    → {"type": "capture", "action": "begin", "kind": "cvv", "at_ms": n}, then keys
+    ← {"type": "cvv", "held": true}
     ← {"type": "warning", "code": "silenced-late"}
     → {"type": "stop"}
     ← {"type": "stopped", "call_id": "call_…", "status": "completed"}
@@ -32,7 +34,11 @@ What it does with them:
   place of card numbers). Interims are never stored.
 - Keypad digits open a secure capture as on the Twilio path (the number goes
   to the tokenization vault; the call keeps a count and a ``card_token``
-  event). ``capture`` messages are the agent asking for a capture itself.
+  event). ``capture`` messages are the agent asking for a capture itself; one
+  of kind ``cvv`` makes the next keyed digits the security code of the card
+  captured last, held in memory only (an
+  :class:`~callvault.payments.EphemeralCvv`, wiped after one use or two
+  minutes) for that card's hand-off to the payment connector.
 - Events are stored (sealed) as the call's events.
 
 Nothing here logs or raises with content; errors name fields, never values.
@@ -56,7 +62,8 @@ from callvault.calls._ingest import CallIngest, EndReason, IngestSettings, Inges
 from callvault.calls._live_text import LiveCardText, TextActions
 from callvault.calls._store import Event, Segment, Word, append_events, get_call, shared_redactor
 from callvault.calls._twilio import ProtocolError
-from callvault.payments import TokenVault
+from callvault.payments import EphemeralCvv, TokenVault
+from callvault.payments._cvv import MAX_CVV_DIGITS, MIN_CVV_DIGITS
 from callvault.redact import Segment as TextSegment
 from callvault.redact import Word as TextWord
 from callvault.runtime import Runtime
@@ -114,6 +121,8 @@ class CaptureMsg(_Msg):
     type: Literal["capture"]
     action: Literal["begin", "end"]
     at_ms: Millis
+    #: ``cvv``: the next keyed digits are the security code of the card captured last.
+    kind: Literal["card", "cvv"] = "card"
 
 
 class StopMsg(_Msg):
@@ -179,6 +188,9 @@ class GenericCall:
         self._advanced = 0.0
         self._text = LiveCardText(shared_redactor())
         self._dtmf = DtmfCapture()
+        #: Set by a ``cvv`` capture request: the next keyed digits are a security code.
+        self._cvv: DtmfCapture | None = None
+        self._last_token: str | None = None
         self.stopped = False
         self._summary: IngestSummary | None = None
 
@@ -201,7 +213,8 @@ class GenericCall:
             self._store_events([Event(kind=msg.kind, at_ms=msg.at_ms, detail=msg.detail)])
         elif isinstance(msg, DtmfMsg):
             ingest.dtmf_event()
-            replies = self._captured(ingest, self._dtmf.key(msg.digit, _capture_at(msg.at_ms)))
+            keys = self._cvv or self._dtmf
+            replies = self._captured(ingest, keys.key(msg.digit, _capture_at(msg.at_ms)))
         elif isinstance(msg, CaptureMsg):
             replies = self._agent_capture(ingest, msg)
         else:  # StopMsg
@@ -237,7 +250,8 @@ class GenericCall:
         ingest = self.ingest
         if not ingest.closed:
             self._apply(ingest, self._text.flush())
-            self._captured(ingest, self._dtmf.close(self._offset * CAPTURE_RATE // self._rate))
+            keys = self._cvv or self._dtmf
+            self._captured(ingest, keys.close(self._offset * CAPTURE_RATE // self._rate))
         self._summary = ingest.close("stop" if reason == "stop" and self.stopped else reason)
         return self._summary
 
@@ -332,6 +346,10 @@ class GenericCall:
 
     def _agent_capture(self, ingest: CallIngest, msg: CaptureMsg) -> list[Reply]:
         at = self._samples(msg.at_ms / 1000)
+        if msg.kind == "cvv" and msg.action == "begin":
+            if self._last_token is None:
+                return [{"type": "warning", "code": "no-card-for-cvv"}]
+            self._cvv = DtmfCapture(min_digits=MIN_CVV_DIGITS, max_digits=MAX_CVV_DIGITS)
         if msg.action == "begin":
             return [] if ingest.capturing or ingest.begin_capture(at) else [_late()]
         if ingest.capturing:
@@ -347,13 +365,24 @@ class GenericCall:
                 # that capture silences these keys too.
                 if not ingest.capturing and not ingest.begin_capture(at):
                     replies.append(_late())
-            elif ev.kind == "end":
+            elif ev.kind in ("end", "discarded"):
                 ingest.end_capture(at)
-                digits = self._dtmf.finish()
-                if digits is not None:
-                    token = ingest.tokenize_card(digits, "dtmf")
-                    replies.append({"type": "card", "token": token, "source": "dtmf"})
+                replies += self._keyed(ingest)
         return replies
+
+    def _keyed(self, ingest: CallIngest) -> list[Reply]:
+        """A keyed capture ended: a card number to the vault, or a security code to hold."""
+        if self._cvv is not None:
+            digits, self._cvv = self._cvv.finish(), None
+            if digits is None or self._last_token is None:
+                return [{"type": "warning", "code": "cvv-discarded"}]
+            self.rt.cvv_holds.hold(ingest.tenant_id, self._last_token, EphemeralCvv(digits))
+            return [{"type": "cvv", "held": True}]
+        digits = self._dtmf.finish()
+        if digits is None:
+            return []
+        display, self._last_token = ingest.tokenize_card_token(digits, "dtmf")
+        return [{"type": "card", "token": display, "source": "dtmf"}]
 
 
 def _capture_at(at_ms: int) -> int:

@@ -240,11 +240,17 @@ class CallIngest:
         return self._guard.capturing
 
     def tokenize_card(self, digits: bytearray, source: Literal["dtmf", "speech", "agent"]) -> str:
+        """:meth:`tokenize_card_token`'s display text."""
+        return self.tokenize_card_token(digits, source)[0]
+
+    def tokenize_card_token(
+        self, digits: bytearray, source: Literal["dtmf", "speech", "agent"]
+    ) -> tuple[str, str]:
         """Hand a captured card number to the tokenization vault; zero ``digits``.
 
         The call keeps a ``card_token`` event (token id, last four, digit count,
         Luhn result), never the number. Returns the token's display text
-        (``[CARD tok_… ending 4242]``) for the transcript and the agent.
+        (``[CARD tok_… ending 4242]``) for the transcript and the agent, and the token id.
         """
         from callvault.payments import TokenVault  # noqa: PLC0415 - only when a card is captured
 
@@ -282,7 +288,7 @@ class CallIngest:
         finally:
             digits[:] = bytes(len(digits))
         self._cards += 1
-        return token.display
+        return token.display, token.id
 
     # -- end -----------------------------------------------------------------------------
 

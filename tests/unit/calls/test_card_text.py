@@ -99,3 +99,23 @@ def test_segments_posted_to_the_api_keep_only_the_token(
         tokens = list(s.execute(select(PaymentToken).where(PaymentToken.call_id == call)).scalars())
     assert [(t.last4, t.digits, t.source) for t in tokens] == [("1111", 16, "speech")]
     assert tokens[0].id in text
+
+
+def test_a_security_code_is_replaced_and_never_tokenized() -> None:
+    text = "my card is 4111 1111 1111 1111 and the security code is 737"
+    words = tuple(Word(w, i * 100, i * 100 + 90) for i, w in enumerate(text.split()))
+    tokenized: list[str] = []
+
+    def tokenize(digits: str) -> str:
+        tokenized.append(digits)
+        return f"[CARD tok_x ending {digits[-4:]}]"
+
+    out, found = protect_cards(
+        [Segment("caller", 0, 2000, is_final=True, text=text, words=words)],
+        Redactor(),
+        tokenize,
+    )
+    assert found == 1
+    assert tokenized == ["4111111111111111"]
+    assert out[0].text == "my card is [CARD tok_x ending 1111] and the security code is [CARD_CVV]"
+    assert "737" not in " ".join(w.text for w in out[0].words)

@@ -35,8 +35,10 @@ def hand_off(token_id: TokenId, ctx: CtxDep) -> schemas.HandoffOut:
         call = calls.read_call(s, ctx.tenant_id, token.call_id)
         grant = ctx.enforce(Action.PAYMENTS_DETOKENIZE, resources.of_call(call))
         connector = configured_connector(ctx.rt.settings)
+        # Only now, allowed: a security code captured on the call goes with it (used once).
+        cvv = ctx.rt.cvv_holds.take(ctx.tenant_id, token_id)
         result = vault.detokenize_to_connector(
-            s, grant, token_id, connector, request_id=ctx.request_id
+            s, grant, token_id, connector, cvv=cvv, request_id=ctx.request_id
         )
     return schemas.HandoffOut(
         token_id=result.token_id,
