@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from callvault.audit import AuditEvent, Outcome
 from callvault.bootstrap import initialise
+from callvault.calls._twilio_token import AuthToken, TwilioAuthTokens
 from callvault.config import Settings, load_settings
 from callvault.errors import ConfigError, ConflictError
 from callvault.payments import TokenVault
@@ -44,6 +45,7 @@ from callvault.store.models import (
     Recording,
     Tenant,
     TranscriptSegment,
+    TwilioAuthToken,
     utcnow,
 )
 from callvault.store.prepared import Prepared
@@ -130,6 +132,13 @@ def _fill_every_table(rt: Runtime, client: TestClient, world: World) -> None:
         with rt.db.tenant_tx(tw.id) as s:
             TokenVault(rt.keys, rt.audit).tokenize(
                 s, tw.id, tw.deployments[0], tw.calls[0], "4539148803436467", source="dtmf"
+            )
+        # The deployment's Twilio auth token (sealed under a key of its own).
+        with rt.db.tenant_tx(tw.id) as s:
+            dep = s.get(Deployment, tw.deployments[0])
+            assert dep is not None
+            TwilioAuthTokens(rt.keys, rt.sealer).set(
+                s, dep, AuthToken("9f86d081884c7d659a2feaa0c55ad015")
             )
 
 
@@ -359,6 +368,9 @@ def _foreign_rows(world: World) -> dict[str, Any]:
         "call_events": CallEvent(call_id=b.calls[0], seq=999, tenant_id=b.id, kind="mark", at_ms=0),
         "audit_entries": AuditEntry(tenant_id=b.id, idx=999_999, created_at=now, entry=b"{}"),
         "audit_heads": AuditHead(tenant_id=b.id, size=0),
+        "twilio_auth_tokens": TwilioAuthToken(
+            tenant_id=b.id, deployment_id=b.deployments[1], token_sealed=b"x", configured_at=now
+        ),
     }
 
 
@@ -377,6 +389,7 @@ def _insert(tx: AbstractContextManager[Session], row: object) -> None:
         "call_events",
         "audit_entries",
         "audit_heads",
+        "twilio_auth_tokens",
     ],
 )
 def test_insert_with_another_tenants_id_is_rejected_and_nothing_is_written(

@@ -22,6 +22,7 @@ from callvault.api.routers import (
     audit,
     audit_sinks,
     calls,
+    deployment_twilio,
     deployments,
     health,
     ingest,
@@ -74,6 +75,7 @@ def create_fastapi(rt: Runtime) -> FastAPI:
     # Routes are matched in order: the busiest routers first.
     routers = (
         deployments,
+        deployment_twilio,
         calls,
         agents,
         tenant,

@@ -351,3 +351,19 @@ class AuditSinkOut(Out):
     backlog: int
     failures: int
     last_error: str | None
+
+
+# -- Twilio (live ingest) -----------------------------------------------------
+
+
+class TwilioAuthTokenIn(In):
+    #: The Twilio account's auth token (32 hex characters as Twilio issues it; 16 to 128
+    #: visible ASCII characters are accepted). Stored sealed; never returned.
+    auth_token: SecretStr
+
+
+class TwilioAuthTokenOut(Out):
+    """Whether the deployment has a Twilio auth token, and since when; never the token."""
+
+    configured: bool
+    configured_at: datetime | None

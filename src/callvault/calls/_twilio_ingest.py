@@ -10,9 +10,11 @@ its events onto the call:
 
 - ``start``: who is calling is settled by ``identify`` (the route's
   authentication: an API key on the upgrade, or the ``callvault_key`` custom
-  parameter for Twilio, which cannot send headers); the agent is the
-  ``agent_id`` custom parameter and MUST belong to the deployment in the URL;
-  then the call is created and its recording opened.
+  parameter for Twilio, which cannot send headers); when the deployment has a
+  Twilio auth token (:mod:`callvault.calls._twilio_token`), the upgrade MUST
+  carry its ``X-Twilio-Signature`` (:meth:`TwilioCall._check_signature`); the
+  agent is the ``agent_id`` custom parameter and MUST belong to the deployment
+  in the URL; then the call is created and its recording opened.
 - ``media`` of the inbound (caller) track: audio at its sample offset; the
   outbound (agent) track is counted, not recorded (the agent's audio is the
   agent's own output and is recorded by the agent side if at all).
@@ -29,12 +31,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from callvault.audit import AuditEvent, Outcome
+from callvault.audit._entry import OCSF_AUTHENTICATION
 from callvault.calls._capture import CaptureEvent, DtmfCapture
 from callvault.calls._ingest import CallIngest, EndReason, IngestSettings, IngestSummary
 from callvault.calls._twilio import FRAME_BYTES, Dtmf, Gap, Media, ProtocolError, Silence, Start
+from callvault.calls._twilio_signature import verify_signature
 from callvault.calls._twilio_stream import StreamSummary, TwilioStream
+from callvault.calls._twilio_token import TwilioAuthTokens
 from callvault.errors import Error
 from callvault.runtime import Runtime
 from callvault.store.rows import AgentFields
@@ -44,6 +50,7 @@ log = logging.getLogger("callvault.calls.twilio")
 AGENT_PARAMETER = "agent_id"
 KEY_PARAMETER = "callvault_key"
 INBOUND = "inbound"
+SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,20 @@ class Caller:
     actor_id: str
     request_id: str | None
     permit: Callable[[AgentFields], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUpgrade:
+    """What Twilio signed on the WebSocket upgrade, as the route saw it.
+
+    ``url`` is the URL the route rebuilt for the upgrade (``wss`` under TLS,
+    the ``Host`` header, path and query string as sent), None when it could
+    not (no ``Host`` header); ``signature`` the ``X-Twilio-Signature`` header,
+    None when absent.
+    """
+
+    url: str | None
+    signature: str | None = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +100,12 @@ class TwilioCall:
         identify: Callable[[Start], Caller],
         settings: IngestSettings | None = None,
         stream: TwilioStream | None = None,
+        upgrade: SignedUpgrade | None = None,
     ) -> None:
         self.rt = rt
         self.deployment_id = deployment_id
         self._identify = identify
+        self._upgrade = upgrade or SignedUpgrade(url=None, signature=None)
         self._settings = settings
         self.stream = stream or TwilioStream()
         self.ingest: CallIngest | None = None
@@ -176,6 +199,7 @@ class TwilioCall:
         if not agent_id:
             raise RefusedError("missing-field", "customParameters.agent_id is required")
         caller = self._identify(start)
+        self._check_signature(caller)
         from callvault import tenancy  # noqa: PLC0415 - tenancy imports calls' neighbours
 
         try:
@@ -195,4 +219,60 @@ class TwilioCall:
             codec="mulaw",
             sample_rate=start.sample_rate,
             settings=self._settings,
+        )
+
+    def _check_signature(self, caller: Caller) -> None:
+        """Refuse the stream unless its upgrade carries the deployment's Twilio signature.
+
+        Runs once the caller is authenticated (its tenant is known) and before
+        the agent is looked up, the call created or any media accepted.
+
+        1. Open the deployment's token in the caller's own tenant. A deployment
+           of another tenant has none there: its stream goes on to be refused
+           exactly as before (agent not found), and nothing says whether it has
+           a token. A token that does not open raises (the route refuses).
+        2. No token: nothing to check (the stream goes on as without one).
+        3. The signature MUST sign the upgrade's URL under the token
+           (:func:`verify_signature`: constant-time, URL with and without port).
+        4. Missing or wrong: audit the denial (committed), log ids only, and
+           refuse with 1008 and a reason naming the header, never a value.
+           No call exists yet, so there is nothing to mark.
+        """
+        # (1):
+        tokens = TwilioAuthTokens(self.rt.keys, self.rt.sealer)
+        with self.rt.db.tenant_tx(caller.tenant_id) as s:
+            token = tokens.open(s, caller.tenant_id, self.deployment_id)
+        # (2):
+        if token is None:
+            return
+        # (3):
+        url, signature = self._upgrade.url, self._upgrade.signature
+        if url is not None and signature and verify_signature(token.reveal(), url, signature):
+            return
+        # (4):
+        reason = "missing" if not signature else "mismatch"
+        self.rt.audit.append(
+            caller.tenant_id,
+            AuditEvent(
+                action="ingest.twilio_signature",
+                outcome=Outcome.DENIED,
+                actor=caller.actor_id,
+                resource_kind="deployment",
+                resource_id=self.deployment_id,
+                request_id=caller.request_id,
+                ocsf_class=OCSF_AUTHENTICATION,
+                detail={"reason": reason},
+            ),
+        )
+        log.warning(
+            "twilio stream refused: signature %s",
+            reason,
+            extra={"tenant_id": caller.tenant_id, "deployment_id": self.deployment_id},
+        )
+        if reason == "missing":
+            raise RefusedError(
+                "missing-field", f"{SIGNATURE_HEADER} is required", field=SIGNATURE_HEADER
+            )
+        raise RefusedError(
+            "bad-field", f"{SIGNATURE_HEADER} does not match", field=SIGNATURE_HEADER
         )

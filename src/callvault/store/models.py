@@ -388,6 +388,7 @@ TENANT_TABLES: tuple[str, ...] = (
     "audit_sinks",
     "audit_sink_cursors",
     "payment_tokens",
+    "twilio_auth_tokens",
 )
 
 
@@ -419,3 +420,21 @@ class PaymentToken(Base):
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
     pan_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TwilioAuthToken(Base):
+    """A deployment's Twilio auth token, for ``X-Twilio-Signature`` on live ingest.
+
+    The token is only in ``token_sealed``, sealed under a data key of its own
+    (owner kind ``twilio-auth-token``, owner id the deployment id) wrapped by the
+    deployment's KEK; replacing or removing the token shreds that key
+    (:mod:`callvault.calls._twilio_token`). The API says whether one is
+    configured and since when, never the token.
+    """
+
+    __tablename__ = "twilio_auth_tokens"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    token_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    configured_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -281,6 +281,30 @@ OPS: tuple[Op, ...] = (
         ok=201,
         body=lambda _: {"name": _unique("agent"), "prompt": "matrix prompt"},
     ),
+    # a deployment's Twilio auth token (never returned: only whether one is configured)
+    Op(
+        "GET",
+        "/v1/deployments/{deployment_id}/twilio",
+        Level.DEPLOYMENT,
+        ("deployment.read",),
+        lambda t: f"/v1/deployments/{t.dep}/twilio",
+    ),
+    Op(
+        "PUT",
+        "/v1/deployments/{deployment_id}/twilio",
+        Level.DEPLOYMENT,
+        ("deployment.update",),
+        lambda t: f"/v1/deployments/{t.dep}/twilio",
+        body=lambda _: {"auth_token": secrets.token_hex(16)},
+    ),
+    Op(
+        "DELETE",
+        "/v1/deployments/{deployment_id}/twilio",
+        Level.DEPLOYMENT,
+        ("deployment.update",),
+        lambda t: f"/v1/deployments/{t.dep}/twilio",
+        ok=204,
+    ),
     # agents
     Op(
         "GET",

@@ -11,6 +11,7 @@ from callvault.api.routers import (
     agents,
     audit,
     calls,
+    deployment_twilio,
     deployments,
     payments,
     principals,
@@ -18,7 +19,17 @@ from callvault.api.routers import (
     versions,
 )
 
-ROUTERS = (agents, audit, calls, deployments, payments, principals, tenant, versions)
+ROUTERS = (
+    agents,
+    audit,
+    calls,
+    deployment_twilio,
+    deployments,
+    payments,
+    principals,
+    tenant,
+    versions,
+)
 
 
 def _routes() -> list[APIRoute]:

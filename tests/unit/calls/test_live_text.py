@@ -16,9 +16,7 @@ def redactor() -> Redactor:
 
 
 def _seg(sid: str, text: str, t0: float, *, final: bool = True) -> Segment:
-    words = tuple(
-        Word(w, t0 + i * STEP, t0 + i * STEP + 0.3) for i, w in enumerate(text.split())
-    )
+    words = tuple(Word(w, t0 + i * STEP, t0 + i * STEP + 0.3) for i, w in enumerate(text.split()))
     return Segment(sid, words, final)
 
 

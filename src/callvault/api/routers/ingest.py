@@ -8,6 +8,11 @@ TwiML) by Twilio, which cannot send headers. The agent is the ``agent_id``
 custom parameter. Everything about the stream itself (order, duplicates,
 gaps, limits) is :class:`~callvault.calls._twilio_ingest.TwilioCall`'s.
 
+When the deployment has a Twilio auth token (``PUT /v1/deployments/{id}/twilio``),
+the upgrade MUST carry ``X-Twilio-Signature`` over the URL Twilio connected
+to, which this route rebuilds from the request (:func:`_signed_url`); it is
+checked at ``start``, once the API key has named the tenant, before any media.
+
 A refused stream is closed with an RFC 6455 code (1008 policy, 1007 bad
 data, 1009 too big) and a short reason naming the problem, never a value;
 what was accepted before is sealed and the call marked with what happened.
@@ -19,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from anyio import CancelScope, to_thread
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -28,7 +34,14 @@ from starlette.websockets import WebSocketState
 from callvault.access import Action, Resource, authenticate, parse_token
 from callvault.calls._ingest import EndReason, IngestSettings
 from callvault.calls._twilio import ProtocolError, Start
-from callvault.calls._twilio_ingest import KEY_PARAMETER, Caller, RefusedError, TwilioCall
+from callvault.calls._twilio_ingest import (
+    KEY_PARAMETER,
+    SIGNATURE_HEADER,
+    Caller,
+    RefusedError,
+    SignedUpgrade,
+    TwilioCall,
+)
 from callvault.errors import AuthenticationError, Error, PermissionDeniedError
 from callvault.runtime import Runtime
 from callvault.store.ids import ID_PATTERN
@@ -68,6 +81,34 @@ def _bearer(ws: WebSocket) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _signed_url(scope: Mapping[str, Any], host: str | None) -> str | None:
+    """The URL Twilio signed for this upgrade, or None when it cannot be rebuilt.
+
+    Scheme ``wss`` under TLS (``ws`` otherwise), the host as the ``Host``
+    header gives it (port included if sent), then the path and the query
+    string exactly as sent (``raw_path``, not the decoded path). Behind a
+    proxy this is the URL the proxy forwarded, so the proxy MUST pass ``Host``
+    through and the service see TLS (it terminates TLS itself by default).
+    """
+    if not host:
+        return None
+    scheme = "wss" if scope.get("scheme") in ("wss", "https") else "ws"
+    raw_path = scope.get("raw_path")
+    try:
+        path = raw_path.decode("ascii") if raw_path else str(scope.get("path", ""))
+        query = bytes(scope.get("query_string", b"")).decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+
+
+def _upgrade(ws: WebSocket) -> SignedUpgrade:
+    return SignedUpgrade(
+        url=_signed_url(ws.scope, ws.headers.get("host")),
+        signature=ws.headers.get(SIGNATURE_HEADER),
+    )
 
 
 async def _pump(ws: WebSocket, call: TwilioCall) -> EndReason:
@@ -130,6 +171,7 @@ async def twilio_stream(ws: WebSocket, deployment_id: str) -> None:
         settings=IngestSettings(
             hold_ms=rt.settings.ingest_hold_ms, max_hold_ms=rt.settings.ingest_max_hold_ms
         ),
+        upgrade=_upgrade(ws),
     )
     reason: EndReason = "disconnect"
     code, why = 1000, "stream ended"
