@@ -191,6 +191,7 @@ class GenericCall:
         #: Set by a ``cvv`` capture request: the next keyed digits are a security code.
         self._cvv: DtmfCapture | None = None
         self._last_token: str | None = None
+        self._idle: list[CaptureEvent] = []
         self.stopped = False
         self._summary: IngestSummary | None = None
 
@@ -237,11 +238,22 @@ class GenericCall:
         if now - self._advanced >= _ADVANCE_S:
             self._advanced = math.floor(now / _ADVANCE_S) * _ADVANCE_S
             replies += self._apply(ingest, self._text.advance(now))
-        if self._dtmf.capturing:
-            replies += self._captured(
-                ingest, self._dtmf.tick(self._offset * CAPTURE_RATE // self._rate)
-            )
+        keys = self._cvv or self._dtmf
+        if keys.capturing:
+            # A capture that went idle ends here; what it captured is settled by
+            # :meth:`settle` (it commits: the route runs it off the loop).
+            self._idle += keys.tick(self._offset * CAPTURE_RATE // self._rate)
         return replies
+
+    @property
+    def unsettled(self) -> bool:
+        """An idle keypad capture ended in :meth:`audio` and waits for :meth:`settle`."""
+        return bool(self._idle)
+
+    def settle(self) -> list[Reply]:
+        """Hand over what an idle capture captured (tokenize: commits, run it off the loop)."""
+        events, self._idle = self._idle, []
+        return self._captured(self._live(), events)
 
     def close(self, reason: EndReason) -> IngestSummary | None:
         """End the call (idempotent): what the transcript still held, then the recording."""
@@ -250,6 +262,8 @@ class GenericCall:
         ingest = self.ingest
         if not ingest.closed:
             self._apply(ingest, self._text.flush())
+            self._captured(ingest, self._idle)
+            self._idle = []
             keys = self._cvv or self._dtmf
             self._captured(ingest, keys.close(self._offset * CAPTURE_RATE // self._rate))
         self._summary = ingest.close("stop" if reason == "stop" and self.stopped else reason)

@@ -323,3 +323,21 @@ def test_bad_frames_close_the_stream_and_keep_what_was_sealed(
             assert call.status == "incomplete"
         stored, _ = _stored_audio(rt, world.a.id, call_id)
         assert len(stored) == RATE
+
+
+def test_keys_without_a_hash_are_captured_when_the_keypad_goes_idle(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    with client.websocket_connect(_url(world), headers=_headers(world)) as ws:
+        call_id = _start(ws)
+        st = Stream(ws, _audio(10.0))
+        st.until(1.5)
+        for i, d in enumerate("4111111111111111"):
+            st.until(1.5 + i * 0.1)
+            st.send({"type": "dtmf", "digit": d, "at_ms": round((1.5 + i * 0.1) * 1000)})
+        st.until(9.0)  # five seconds without a key end the capture
+        st.stop()
+    cards = [r for r in st.replies if r["type"] == "card"]
+    assert len(cards) == 1
+    assert cards[0]["token"].endswith("ending 1111]")
+    assert _count(rt, world.a.id, PaymentToken, call_id) == 1

@@ -77,6 +77,8 @@ async def _pump(ws: WebSocket, call: GenericCall) -> EndReason:
         data = message.get("bytes")
         if data is not None:
             await _send(ws, call.audio(data))
+            if call.unsettled:  # a keypad capture went idle: tokenizing commits
+                await _send(ws, await to_thread.run_sync(call.settle))
             continue
         text = message.get("text") or ""
         await _send(ws, await to_thread.run_sync(call.text, text))
