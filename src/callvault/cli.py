@@ -241,6 +241,46 @@ def redact(
         fail(f"{summary.failed} of {summary.lines} lines failed", 1)
 
 
+@app.command()
+def demo(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="https:// URL of the server (default: CALLVAULT_URL, else the local one)."
+        ),
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            metavar="FILE",
+            help="CA certificate (default: CALLVAULT_CA_FILE, else the data directory's).",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            metavar="FILE",
+            help="File holding the owner API key (default: CALLVAULT_API_KEY).",
+        ),
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, max=600, help="Seconds to wait for the server to become ready."),
+    ] = 0,
+) -> None:
+    """Seed a demo deployment with three synthesised calls streamed through live ingest, and
+    print how a QA reviewer and a compliance officer read them. Needs espeak-ng and a running
+    server; idempotent (a second run reuses the set-up and adds calls)."""
+    from callvault.demo import format_report, resolve_target, run_demo
+
+    settings = _settings()
+    target = guarded(lambda: resolve_target(settings, url=url, ca=ca, key_file=key_file))
+    result = guarded(lambda: run_demo(target, wait_s=wait, say=typer.echo))
+    typer.echo(format_report(result))
+
+
 # -- configuration versions, through the API -------------------------------------------
 
 
