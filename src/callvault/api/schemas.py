@@ -218,6 +218,12 @@ class SegmentIn(In):
     def _ordered(self) -> SegmentIn:
         if self.end_ms < self.start_ms:
             raise ValueError("end_ms must not be before start_ms")
+        # Playback masks a range from the segments near it: words lie within their segment.
+        slack = 1000
+        if any(
+            w.start_ms < self.start_ms - slack or w.end_ms > self.end_ms + slack for w in self.words
+        ):
+            raise ValueError("words must lie within their segment (1 s of slack)")
         return self
 
 

@@ -300,7 +300,7 @@ class GenericCall:
             return replies
         segment = Segment(
             speaker=msg.speaker,
-            start_ms=msg.words[0].start_ms,
+            start_ms=min(w.start_ms for w in msg.words),
             end_ms=max(w.end_ms for w in msg.words),
             is_final=True,
             text=" ".join(w.text for w in msg.words),

@@ -2,38 +2,47 @@
 
 The route enforces (and so audits, committed) the read first; this module
 then, inside the same transaction, finds the recording and the call's data
-key and, for the masked view, turns the transcript into time intervals.
-The audio itself is read and decrypted lazily, range by range, after the
-transaction ends.
+key and, for the masked view, reads the transcript's segments (sealed), turns
+their times into the silences, and places the beeps of the first piece read
+(:class:`~callvault.calls._playback.MaskPlanner`, opening only the segments
+near it). The audio, and the segments later pieces need, are decrypted
+lazily, piece by piece, after the transaction ends, under the keys found
+inside it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from callvault.access import Action, Grant, Resource, load_principal
 from callvault.calls._playback import (
     ByteRange,
-    mask_plan,
+    Interval,
+    MaskPlanner,
+    TimedSegment,
     parse_range,
+    silence_plan,
     wav_range,
+    wav_samples,
     wav_size,
 )
 from callvault.calls._playback_url import PlaybackClaims, View, mint, peek_tenant, verify
 from callvault.calls._recording import header_context, recording_context
-from callvault.calls._store import get_call, masking_segments, shared_redactor
-from callvault.crypto import stream_key
-from callvault.crypto.stream import RangeReader
+from callvault.calls._store import _ctx, get_call, shared_redactor
+from callvault.crypto import open_value, stream_key
+from callvault.crypto.stream import DEFAULT_SEGMENT_SIZE, RangeReader
 from callvault.errors import NotFoundError
 from callvault.keys import KeyOwner
 from callvault.runtime import Runtime
-from callvault.store.models import Call, Deployment, Recording
+from callvault.store.models import Call, Deployment, Recording, TranscriptSegment
+from callvault.store.prepared import Prepared, connection_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,31 +57,30 @@ def open_playback(
 ) -> Playback:
     """The WAV bytes (all, or the one requested range) of ``call``'s recording."""
     grant.require(Action.RECORDING_READ, Action.RECORDING_READ_MASKED, resource_id=call.id)
-    rec = (
-        session.execute(
-            select(Recording)
-            .where(Recording.tenant_id == call.tenant_id, Recording.call_id == call.id)
-            .order_by(Recording.created_at.desc())
-        )
-        .scalars()
-        .first()
-    )
-    if rec is None:
+    conn = connection_of(session)
+    ids = {"t": call.tenant_id, "c": call.id, "d": call.deployment_id}
+    recordings = _RECORDINGS.rows(conn, ids)  # newest first
+    if not recordings:
         raise NotFoundError("the call has no recording", field="call_id")
+    rec = recordings[0]
     samples = rec.duration_ms * rec.sample_rate_hz // 1000
     total = wav_size(samples)
     rng = parse_range(range_header, total)
-    deployment = session.get(Deployment, call.deployment_id)
-    if deployment is None or deployment.tenant_id != call.tenant_id:  # pragma: no cover - FK
+    deployment = _REGION.one_or_none(conn, ids)
+    if deployment is None:  # pragma: no cover - the call's deployment is its tenant's (FK)
         raise NotFoundError("deployment not found", field="call_id")
     key = rt.keys.data_key(
         session, KeyOwner(call.tenant_id, call.deployment_id, "call", call.id), create=False
     )
-    beep: list[tuple[float, float]] = []
-    silence: list[tuple[float, float]] = []
+    served = rng or ByteRange(0, total)
+    planner: MaskPlanner | None = None
+    silence: list[Interval] = []
     if grant.action is Action.RECORDING_READ_MASKED:
-        segments = masking_segments(session, rt.sealer, grant, call)
-        beep, silence = mask_plan(segments, rec.duration_ms, shared_redactor())
+        planner, silence = _masking(conn, call, key, rec.sample_rate_hz, rec.duration_ms)
+        touched = wav_samples(served)
+        if touched is not None:  # the first piece's beeps now, inside the transaction
+            first, stop = touched
+            planner.beeps_for(first, min(stop, first + DEFAULT_SEGMENT_SIZE))
     ctx = recording_context(call.tenant_id, call.deployment_id, call.id)
     store = rt.objects.for_region(deployment.region)
     obj = store.reader(rec.object_ref)
@@ -81,7 +89,6 @@ def open_playback(
     except BaseException:  # release the object reader, re-raise
         obj.close()
         raise
-    served = rng or ByteRange(0, total)
     headers = {
         "accept-ranges": "bytes",
         "content-length": str(served.end - served.start),
@@ -93,12 +100,64 @@ def open_playback(
     def body() -> Iterator[bytes]:
         try:
             yield from wav_range(
-                reader, rec.sample_rate_hz, samples, served, beep=beep, silence=silence
+                reader, rec.sample_rate_hz, samples, served, silence=silence, planner=planner
             )
         finally:
             obj.close()
 
     return Playback(206 if rng is not None else 200, headers, body())
+
+
+_REC = Recording.__table__.c
+_RECORDINGS = Prepared(
+    select(_REC.object_ref, _REC.sample_rate_hz, _REC.duration_ms)
+    .where(_REC.tenant_id == bindparam("t"), _REC.call_id == bindparam("c"))
+    .order_by(_REC.created_at.desc()),
+    name="call_recordings",
+)
+_DEP = Deployment.__table__.c
+_REGION = Prepared(
+    select(_DEP.region).where(_DEP.tenant_id == bindparam("t"), _DEP.id == bindparam("d")),
+    name="deployment_region",
+)
+_SEG = TranscriptSegment.__table__.c
+_SEGMENTS = Prepared(
+    select(_SEG.seq, _SEG.start_ms, _SEG.end_ms, _SEG.sealed)
+    .where(_SEG.tenant_id == bindparam("t"), _SEG.call_id == bindparam("c"))
+    .order_by(_SEG.seq),
+    name="call_segments_sealed",
+)
+
+
+def _masking(
+    conn: Connection, call: Call, key: bytes, sample_rate: int, duration_ms: int
+) -> tuple[MaskPlanner, list[Interval]]:
+    """A planner for the masked view's beeps and its silences, for ``call``'s transcript.
+
+    Private: the caller MUST hold a grant for the masked read. The segments'
+    times and sealed bodies are read here (one query); each body is opened
+    under ``key`` (the call's data key, which seals the whole call) only when
+    the planner needs it, and its text never leaves the planner.
+    """
+    rows = _SEGMENTS.rows(conn, {"t": call.tenant_id, "c": call.id})
+    spans = [(int(r.start_ms), int(r.end_ms)) for r in rows]
+    call_id = call.id
+    base = _ctx(call, "transcript-segment", call_id)  # the object id is each segment's, below
+
+    def open_segment(i: int) -> TimedSegment:
+        row = rows[i]
+        ctx = replace(base, object_id=f"{call_id}/{row.seq}")  # as calls/_store.py seals it
+        body = json.loads(open_value(key, row.sealed, ctx))
+        words = tuple((str(w[0]), int(w[1]), int(w[2])) for w in body["words"])
+        start, end = spans[i]
+        return TimedSegment(start, end, str(body["text"]), words)
+
+    redactor = shared_redactor()
+    planner = MaskPlanner(spans, open_segment, redactor, sample_rate)
+    if any(len(r.sealed) > redactor.max_chars for r in rows):
+        # A text too long to redact may be among them: refuse now, as the whole plan did.
+        planner.read_all()
+    return planner, silence_plan(spans, duration_ms)
 
 
 def mint_playback_url(

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from callvault.access import Action, Grant
 from callvault.audit import AuditEvent, AuditLog, Outcome
 from callvault.audit._entry import OCSF_API_ACTIVITY
-from callvault.calls._playback import TimedSegment
 from callvault.crypto import SealContext, Sealer
 from callvault.errors import ConflictError, NotFoundError
 from callvault.redact import Redactor, mask_numbers
@@ -326,19 +325,3 @@ def read_transcript(session: Session, sealer: Sealer, grant: Grant, call: Call) 
     return TranscriptView(
         call_id=call.id, redacted=redacted, caller_number=caller, segments=tuple(out)
     )
-
-
-def masking_segments(
-    session: Session, sealer: Sealer, grant: Grant, call: Call
-) -> list[TimedSegment]:
-    """The transcript's text and word timings, to compute the masked audio view.
-
-    Only for a recording read: the text never leaves the server (the caller
-    turns it into time intervals, see ``calls/_playback.py``).
-    """
-    grant.require(Action.RECORDING_READ, Action.RECORDING_READ_MASKED, resource_id=call.id)
-    out: list[TimedSegment] = []
-    for row, body in _opened_segments(session, sealer, call):
-        words = tuple((str(w[0]), int(w[1]), int(w[2])) for w in body["words"])
-        out.append(TimedSegment(row.start_ms, row.end_ms, str(body["text"]), words))
-    return out
