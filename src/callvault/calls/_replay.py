@@ -11,6 +11,7 @@ API key as custom parameters, as a TwiML ``<Parameter>`` would carry them),
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import re
@@ -142,9 +143,43 @@ def replay(
     presses: Sequence[DtmfAt] = (),
     realtime: bool = True,
 ) -> ReplayResult:
-    """Stream ``mulaw`` to ``url`` as one Twilio Media Stream; return how it ended."""
+    """Stream ``mulaw`` to ``url`` as one Twilio Media Stream; return how it ended.
+
+    On websockets' asyncio client, one thread: the sync client reads its TLS
+    socket in a thread while the caller writes, and about one connection in a
+    few hundred then never saw its upgrade answered and hung on close (TLS 1.3
+    session tickets arriving as the request is written). The whole stream is
+    bounded by the audio's length plus :data:`_SLACK_S`.
+    """
+    return asyncio.run(
+        _replay(
+            url,
+            mulaw,
+            agent_id=agent_id,
+            api_key=api_key,
+            context=context,
+            presses=presses,
+            realtime=realtime,
+        )
+    )
+
+
+#: Seconds a replay may take beyond its audio's own length (connecting, the end of the call).
+_SLACK_S = 60
+
+
+async def _replay(
+    url: str,
+    mulaw: bytes,
+    *,
+    agent_id: str,
+    api_key: str,
+    context: ssl.SSLContext,
+    presses: Sequence[DtmfAt],
+    realtime: bool,
+) -> ReplayResult:
+    from websockets.asyncio.client import connect  # noqa: PLC0415 - only this command needs it
     from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: PLC0415
-    from websockets.sync.client import connect  # noqa: PLC0415 - only this command needs it
 
     fw = FrameWriter()
     # Twilio reports a key when it is released: each digit after its tone.
@@ -157,21 +192,24 @@ def replay(
     started = time.monotonic()
     sent = 0
     try:
-        with connect(url, ssl=context, open_timeout=15, close_timeout=15) as ws:
-            ws.send(fw.connected())
-            ws.send(fw.start({AGENT_PARAMETER: agent_id, KEY_PARAMETER: api_key}))
+        async with (
+            asyncio.timeout(len(mulaw) / RATE + _SLACK_S),
+            connect(url, ssl=context, open_timeout=15, close_timeout=15) as ws,
+        ):
+            await ws.send(fw.connected())
+            await ws.send(fw.start({AGENT_PARAMETER: agent_id, KEY_PARAMETER: api_key}))
             for i in range(0, len(mulaw), FRAME_BYTES):
                 while events and events[0][0] <= i:
-                    ws.send(fw.dtmf(events.pop(0)[1]))
-                ws.send(fw.media(mulaw[i : i + FRAME_BYTES]))
+                    await ws.send(fw.dtmf(events.pop(0)[1]))
+                await ws.send(fw.media(mulaw[i : i + FRAME_BYTES]))
                 sent += 1
                 if realtime:
                     ahead = started + sent * FRAME_MS / 1000 - time.monotonic()
                     if ahead > 0:
-                        time.sleep(ahead)
-            ws.send(fw.stop())
+                        await asyncio.sleep(ahead)
+            await ws.send(fw.stop())
             with contextlib.suppress(ConnectionClosed):
-                ws.recv(timeout=30)  # the server closes after 'stop'
+                await asyncio.wait_for(ws.recv(), 30)  # the server closes after 'stop'
             code, reason = _closed(ws)
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise UnavailableError(f"cannot stream to the server: {type(exc).__name__}") from None
