@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -185,6 +185,39 @@ def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
         row.revoked_at = utcnow()
         session.flush()
     return row
+
+
+def set_active(session: Session, tenant_id: str, principal_id: str, *, active: bool) -> list[str]:
+    """Activate or deactivate a principal; return the ids of the API keys revoked.
+
+    Deactivating (1) marks the principal inactive, which :func:`authenticate`,
+    :func:`load_principal` and the Cedar ``inactive`` forbid all refuse, and
+    (2) revokes every API key of it not yet revoked, in the caller's
+    transaction: once it commits, no request authenticates as the principal.
+    Activating again revokes nothing and restores no key: the principal needs
+    new keys. Raises :class:`NotFoundError` for a principal not in the tenant.
+    """
+    row = get_principal(session, tenant_id, principal_id)
+    # (1)
+    row.active = active
+    session.flush()
+    if active:
+        return []
+    # (2)
+    revoked = list(
+        session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.tenant_id == tenant_id,
+                ApiKey.principal_id == principal_id,
+                ApiKey.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+            .returning(ApiKey.id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+    )
+    return sorted(revoked)
 
 
 # Built once and run precompiled on the driver (store/prepared.py): the hot

@@ -30,6 +30,8 @@ from callvault.api.routers import (
     payments,
     playback,
     principals,
+    scim,
+    scim_tokens,
     tenant,
     versions,
 )
@@ -88,6 +90,8 @@ def create_fastapi(rt: Runtime) -> FastAPI:
         ingest_stream,
         payments,
         playback,
+        scim_tokens,
+        scim,
     )
     for module in routers:
         app.include_router(module.router)

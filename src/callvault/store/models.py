@@ -389,6 +389,10 @@ TENANT_TABLES: tuple[str, ...] = (
     "audit_sink_cursors",
     "payment_tokens",
     "twilio_auth_tokens",
+    "scim_tokens",
+    "scim_users",
+    "scim_groups",
+    "scim_group_members",
 )
 
 
@@ -438,3 +442,73 @@ class TwilioAuthToken(Base):
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
     token_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     configured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScimToken(Base):
+    """A tenant's SCIM bearer token (``callvault.scim``): only SHA-256(salt ‖ secret) is kept.
+
+    Revoking sets ``revoked_at``; the row stays, so audit entries naming it resolve.
+    """
+
+    __tablename__ = "scim_tokens"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(ID)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ScimUser(Base):
+    """A principal provisioned over SCIM; its SCIM id is the principal's id.
+
+    The profile (userName, displayName, externalId) is only in ``profile_sealed``,
+    under a data key of the user's own (owner kind ``scim_user``), shredded when
+    the user is deleted. ``user_name_ref`` and ``external_id_ref`` are HMACs under
+    a tenant key, for uniqueness and ``eq`` filters; never plain values. A deleted
+    user keeps this row (``deleted_at``, refs and profile cleared) so the audit
+    trail's principal id still names a row. ``active`` is the principal's.
+    """
+
+    __tablename__ = "scim_users"
+    __table_args__ = (UniqueConstraint("tenant_id", "user_name_ref"),)
+
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_name_ref: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    external_id_ref: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    profile_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ScimGroup(Base):
+    """A SCIM group; displayName and externalId only sealed (owner kind ``scim_group``)."""
+
+    __tablename__ = "scim_groups"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    display_name_ref: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    external_id_ref: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    profile_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScimGroupMember(Base):
+    """A SCIM user's membership of a SCIM group."""
+
+    __tablename__ = "scim_group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("scim_groups.id"), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(
+        ForeignKey("scim_users.principal_id"), primary_key=True, index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())

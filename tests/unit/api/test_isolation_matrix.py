@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 import pytest
 
-from callvault import access, calls, tenancy
+from callvault import access, calls, scim, tenancy
 from callvault.api.app import create_fastapi
 from callvault.store import new_id
 from tests.support.processor import SECRET, running_processor
@@ -192,6 +192,7 @@ class Ids:
     agent_v1: str
     card: str = "tok_" + "a" * 26
     sink: str = "snk_" + "a" * 26
+    scim_token: str = "sct_" + "a" * 26
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class Op:
     body: Callable[[Ids], dict[str, Any]] | None = None
     any_of: bool = False  # ``needs`` is a choice (any one suffices), not a sequence
     content: bool = False  # allowed requests read content: an ``allowed`` audit entry each
-    fresh: str | None = None  # "call", "principal" or "sink": a new one per request
+    fresh: str | None = None  # "call", "principal", "sink" or "scim_token": a new one per request
     label: str = ""
 
     @property
@@ -423,6 +424,31 @@ OPS: tuple[Op, ...] = (
         ("agent.update",),
         lambda t: f"/v1/agents/{t.agent}/versions/{t.agent_v1}/revert",
         ok=201,
+    ),
+    # SCIM bearer tokens of the tenant (the SCIM API itself authenticates with them, not keys)
+    Op(
+        "GET",
+        "/v1/tenant/scim-tokens",
+        Level.TENANT,
+        ("principal.manage",),
+        lambda _: "/v1/tenant/scim-tokens",
+    ),
+    Op(
+        "POST",
+        "/v1/tenant/scim-tokens",
+        Level.TENANT,
+        ("principal.manage",),
+        lambda _: "/v1/tenant/scim-tokens",
+        ok=201,
+        body=lambda _: {"label": "okta"},
+    ),
+    Op(
+        "DELETE",
+        "/v1/tenant/scim-tokens/{token_id}",
+        Level.TENANT,
+        ("principal.manage",),
+        lambda t: f"/v1/tenant/scim-tokens/{t.scim_token}",
+        fresh="scim_token",
     ),
     # principals and keys
     Op("GET", "/v1/principals", Level.TENANT, ("principal.read",), lambda _: "/v1/principals"),
@@ -819,6 +845,11 @@ def _fresh(env: Env, op: Op, ids: Ids) -> Ids:
                 request_id=None,
             )
             return replace(ids, call=row.id)
+        if op.fresh == "scim_token":
+            issued = scim.issue_scim_token(
+                s, tenant, label="fresh", ttl=timedelta(days=1), created_by="test:matrix"
+            )
+            return replace(ids, scim_token=issued.id)
         if op.fresh == "sink":
             sink = rt.sinks.create(
                 s, tenant, kind="webhook", name="fresh", config=_SINK_CONFIG, secret=_SINK_SECRET

@@ -15,6 +15,7 @@ from callvault.api.routers import (
     deployments,
     payments,
     principals,
+    scim_tokens,
     tenant,
     versions,
 )
@@ -27,6 +28,7 @@ ROUTERS = (
     deployments,
     payments,
     principals,
+    scim_tokens,
     tenant,
     versions,
 )
