@@ -19,10 +19,10 @@ from scim2_models import Context, GroupMember
 from sqlalchemy.orm import Session
 
 from callvault.scim._errors import bad_request, not_found
-from callvault.store import new_id
 from callvault.scim._models import MAX_MEMBERS, InGroup
 from callvault.scim._parse import apply_patch, bounded, read, read_patch, replace_checked
 from callvault.scim._store import GroupRecord, ScimStore
+from callvault.store import new_id
 from callvault.store.ids import is_id
 from callvault.store.models import ScimGroup, utcnow
 
