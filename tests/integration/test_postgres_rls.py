@@ -140,6 +140,31 @@ def _fill_every_table(rt: Runtime, client: TestClient, world: World) -> None:
             TwilioAuthTokens(rt.keys, rt.sealer).set(
                 s, dep, AuthToken("9f86d081884c7d659a2feaa0c55ad015")
             )
+        # SCIM: a token, a user and a group with that member (through the SCIM API).
+        r = client.post(
+            "/v1/tenant/scim-tokens", headers=_auth(tw.owner_token), json={"label": "rls"}
+        )
+        assert r.status_code == 201, r.text
+        scim = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = client.post(
+            f"/scim/v2/{tw.id}/Users",
+            headers=scim,
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": f"rls-{tw.id}@example.org",
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = client.post(
+            f"/scim/v2/{tw.id}/Groups",
+            headers=scim,
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "rls",
+                "members": [{"value": r.json()["id"]}],
+            },
+        )
+        assert r.status_code == 201, r.text
 
 
 @pytest.fixture
