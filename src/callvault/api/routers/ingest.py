@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from anyio import CancelScope, to_thread
@@ -173,10 +173,36 @@ async def twilio_stream(ws: WebSocket, deployment_id: str) -> None:
         ),
         upgrade=_upgrade(ws),
     )
+
+    def close(reason: EndReason) -> str:
+        summary = call.close(reason)
+        return summary.call.status if summary.call else summary.stream.status
+
+    await serve_stream(ws, lambda: _pump(ws, call), close, call_id=lambda: call.call_id)
+
+
+async def serve_stream(
+    ws: WebSocket,
+    pump: Callable[[], Awaitable[EndReason]],
+    close: Callable[[EndReason], str | None],
+    *,
+    call_id: Callable[[], str | None],
+    farewell: Callable[[EndReason, str | None], Awaitable[None]] | None = None,
+) -> None:
+    """Run an accepted ingest socket to its end; the end of the call always runs.
+
+    ``pump`` feeds frames until ``stop`` (returns) or a refusal (raises: the
+    socket is closed with the error's code and a reason naming no value).
+    ``close`` ends the call whatever happened (sealing the tail and committing
+    its rows: off the loop, since a commit waits for fsync and hundreds of
+    calls end together; shielded, so a cancelled handler — client gone,
+    server stopping — still ends it) and returns its status. ``farewell``
+    may send a last message before the socket closes.
+    """
     reason: EndReason = "disconnect"
     code, why = 1000, "stream ended"
     try:
-        reason = await _pump(ws, call)
+        reason = await pump()
     except WebSocketDisconnect:
         reason = "disconnect"
     except Exception as exc:  # noqa: BLE001 - every failure ends the call, marked; ids only logged
@@ -185,15 +211,13 @@ async def twilio_stream(ws: WebSocket, deployment_id: str) -> None:
     finally:
         status = None
         try:
-            # Sealing the tail and committing the call's rows: off the loop, whatever the
-            # database (a commit waits for fsync; hundreds of calls end together).
-            # Shielded: a cancelled handler (client gone, server stopping) still ends the call.
             with CancelScope(shield=True):
-                summary = await to_thread.run_sync(lambda: call.close(reason))
-            status = summary.call.status if summary.call else summary.stream.status
+                status = await to_thread.run_sync(close, reason)
         except Exception as exc:  # noqa: BLE001 - never escape the socket; ids only in the log
             log.error("ingest stream could not be ended cleanly: %s", type(exc).__name__)
         if ws.client_state is WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                if farewell is not None:
+                    await farewell(reason, status)
                 await ws.close(code=code, reason=why[:120])
-        log.info("ingest stream closed", extra={"call_id": call.call_id, "status": status})
+        log.info("ingest stream closed", extra={"call_id": call_id(), "status": status})

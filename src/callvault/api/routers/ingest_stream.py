@@ -18,18 +18,16 @@ with an RFC 6455 code and a reason naming no value.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 
-from anyio import CancelScope, to_thread
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketState
+from anyio import to_thread
+from fastapi import APIRouter, WebSocket
 
 from callvault import tenancy
 from callvault.access import Action, Principal, Resource, authenticate, parse_token
-from callvault.api.routers.ingest import _bearer, _refusal
+from callvault.api.routers.ingest import _bearer, _refusal, serve_stream
 from callvault.calls._generic_ingest import GenericCall, Opener, Reply
 from callvault.calls._ingest import CallIngest, EndReason, IngestSettings
 from callvault.errors import AuthenticationError, Error
@@ -112,28 +110,15 @@ async def generic_stream(ws: WebSocket, agent_id: str) -> None:
             hold_ms=rt.settings.ingest_hold_ms, max_hold_ms=rt.settings.ingest_max_hold_ms
         ),
     )
-    reason: EndReason = "disconnect"
-    code, why = 1000, "stream ended"
-    try:
-        reason = await _pump(ws, call)
-    except WebSocketDisconnect:
-        reason = "disconnect"
-    except Exception as exc:  # noqa: BLE001 - every failure ends the call, marked; ids only logged
-        reason = "protocol-error"
-        code, why = _refusal(exc)
-    finally:
-        status = None
-        try:
-            with CancelScope(shield=True):
-                summary = await to_thread.run_sync(call.close, reason)
-            status = summary.status if summary else None
-        except Exception as exc:  # noqa: BLE001 - never escape the socket; ids only in the log
-            log.error("ingest stream could not be ended cleanly: %s", type(exc).__name__)
-        if ws.client_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                if reason == "stop" and status is not None:
-                    await _send(
-                        ws, [{"type": "stopped", "call_id": call.call_id, "status": status}]
-                    )
-                await ws.close(code=code, reason=why[:120])
-        log.info("ingest stream closed", extra={"call_id": call.call_id, "status": status})
+
+    def close(reason: EndReason) -> str | None:
+        summary = call.close(reason)
+        return summary.status if summary else None
+
+    async def farewell(reason: EndReason, status: str | None) -> None:
+        if reason == "stop" and status is not None:
+            await _send(ws, [{"type": "stopped", "call_id": call.call_id, "status": status}])
+
+    await serve_stream(
+        ws, lambda: _pump(ws, call), close, call_id=lambda: call.call_id, farewell=farewell
+    )
