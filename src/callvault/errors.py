@@ -12,8 +12,10 @@ in logs.
     Error
     ├── ConfigError               a setting is missing or invalid (startup stops)
     ├── InvalidInputError         a request or argument is malformed      → 422
-    │   └── PayloadTooLargeError  a body exceeds the configured limit     → 413
+    │   ├── PayloadTooLargeError  a body exceeds the configured limit     → 413
+    │   └── SsoConfigError        an SSO connection's configuration is invalid
     ├── AuthenticationError       no or bad credentials                   → 401
+    │   └── SsoError              an IdP response failed a check (reason code only)
     ├── PermissionDeniedError     authenticated, but not allowed          → 403
     ├── NotFoundError             absent, or in another tenant            → 404
     ├── ConflictError             a precondition on current state failed  → 409
@@ -77,6 +79,29 @@ class AuthenticationError(Error):
     """Credentials are missing, malformed, unknown, expired or revoked."""
 
     code = "unauthenticated"
+
+
+class SsoError(AuthenticationError):
+    """An identity provider's response failed verification.
+
+    ``reason`` is a short stable code (``signature``, ``audience``, ``replay``,
+    ``expired``, ``in-response-to``, ``weak-algorithm``, ``malformed``,
+    ``too-large``, ``issuer``, ``nonce``, ``state``, ``token-exchange`` ...)
+    for the audit entry and the login page; the message never quotes the
+    response, its attributes or the user's identifiers.
+    """
+
+    code = "sso-failed"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SsoConfigError(InvalidInputError):
+    """An SSO connection's configuration (or IdP metadata) is invalid; ``field`` names where."""
+
+    code = "bad-sso-config"
 
 
 class PermissionDeniedError(Error):
