@@ -250,18 +250,30 @@ class TwilioStream:
                 self._late += 1
             else:
                 self._dupes += 1
-        else:
-            if isinstance(event, Stop):
-                self._stop_seq = seq
-            if seq < self._highest:
-                self._reordered += 1
-            self._highest = max(self._highest, seq)
-            self._held[seq] = (now, event)
-            if seq >= self._next + self._window:
-                self._skip_to(seq - self._window + 1, out)
-            self._drain(out)
+        elif self._take(event, seq, now, out):
+            return out
         self._expire(now, out)
         return out
+
+    def _take(self, event: _Sequenced, seq: int, now: float, out: list[StreamEvent]) -> bool:
+        """A new sequenced frame: release it now or hold it. True when nothing can be held
+        (released in order with none waiting: no expiry to check)."""
+        if isinstance(event, Stop):
+            self._stop_seq = seq
+        if seq < self._highest:
+            self._reordered += 1
+        self._highest = max(self._highest, seq)
+        if seq == self._next and not self._held:
+            # In order with nothing held (nearly every frame): what holding it and
+            # draining would do at once, without the dict.
+            self._release(event, out)
+            self._next += 1
+            return True
+        self._held[seq] = (now, event)
+        if seq >= self._next + self._window:
+            self._skip_to(seq - self._window + 1, out)
+        self._drain(out)
+        return False
 
     def _check_sequenced(self, event: _Sequenced) -> None:
         start = self._start

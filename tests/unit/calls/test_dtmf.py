@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
 from array import array
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from callvault.calls import _dtmf
 from callvault.calls._dtmf import (
     COLUMN_HZ,
     KEYPAD,
@@ -24,9 +26,27 @@ from callvault.calls._dtmf import (
 )
 from callvault.errors import InvalidInputError
 from callvault.redact import mask_pcm16, mulaw_encode
+from callvault.redact._fast import DTMF_BUILD
 
 RATES = (8000, 16000)
 LEVEL = -13.0  # dBFS per tone: the pair is about -10 dBFS
+
+
+@pytest.fixture(autouse=True, params=["interpreted", "compiled"])
+def bank(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the interpreted filters and on the mypyc build of them."""
+    if request.param == "compiled":
+        compiled = DTMF_BUILD.load("_dtmf")
+        if compiled is None:
+            if os.environ.get("CV_TEST_REQUIRE_FAST") == "1":
+                pytest.fail(
+                    "compiled DTMF detector missing or stale: run scripts/build-redact-fast"
+                )
+            pytest.skip("compiled DTMF detector not built (scripts/build-redact-fast)")
+        monkeypatch.setattr(_dtmf, "_BANK", compiled._bank)
+    else:
+        monkeypatch.setattr(_dtmf, "_BANK", _dtmf._bank)
+    return str(request.param)
 
 
 # -- a small signal generator ----------------------------------------------------------
@@ -378,7 +398,10 @@ def test_the_streaming_fixture_has_its_tones() -> None:
     assert digits(MIXED_TONES) == "4*1#"
 
 
-@settings(max_examples=40, deadline=None)
+# The bank fixture only chooses the filters: the same for every example.
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=30))
 def test_any_chunking_gives_the_same_tones(sizes: list[int]) -> None:
     assert feed_in_chunks(MIXED, 8000, sizes) == MIXED_TONES
