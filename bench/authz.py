@@ -6,6 +6,12 @@ deployments and agents), plus one principal that alone holds 1,000
 bindings. Each timed call is one decision for a random (principal, action,
 resource) triple, a mix of allows and denies (including cross-tenant).
 
+With ``--users N`` (default 10,000; issue 7) the timed principals are instead
+N users provisioned through the real SCIM service into an embedded
+installation, in ``--groups`` groups (each user in one to three), each bound
+to up to three roles, and loaded back by ``load_principal`` as a request
+does; the JSON gains a ``directory`` object (counts, set-up time, load time).
+
 Prints one JSON object: median and p99 in microseconds of ``authorize()``
 (the production call: it memoises decisions and, for the shipped policy
 shape, decides by class, asking Cedar once per class; ADR 10), overall and for the
@@ -31,7 +37,9 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
+from _authz_directory import directory, median_p99  # bench/ is on sys.path when run
 from callvault.access import (
     Action,
     Binding,
@@ -44,9 +52,12 @@ from callvault.access import (
     default_authorizer,
 )
 
+Scopes = list[tuple[ScopeKind, str]]
 
-def _world(rng: random.Random) -> tuple[list[Principal], Principal, list[Resource]]:
-    tenant = "ten_" + "a" * 26
+
+def _world(
+    rng: random.Random, tenant: str = "ten_" + "a" * 26
+) -> tuple[list[Principal], Principal, list[Resource], Scopes]:
     deployments = [f"dep_{'b' * 23}{i:03d}" for i in range(20)]
     agents = {
         d: [f"agt_{'c' * 20}{i:03d}{j:03d}" for j in range(10)] for i, d in enumerate(deployments)
@@ -77,7 +88,7 @@ def _world(rng: random.Random) -> tuple[list[Principal], Principal, list[Resourc
     # A tenth of the resources belong to another tenant: the wall must deny them.
     other = "ten_" + "f" * 26
     resources += [Resource.deployment(other, f"dep_{'g' * 23}{i:03d}") for i in range(15)]
-    return principals, heavy, resources
+    return principals, heavy, resources, scopes
 
 
 Decide = Callable[[Principal, Action, Resource], Decision]
@@ -119,9 +130,32 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--users", type=int, default=10_000, help="SCIM users (0: none)")
+    parser.add_argument("--groups", type=int, default=200, help="SCIM groups")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    principals, heavy, resources = _world(rng)
+    with ExitStack() as stack:
+        _run(args, rng, stack)
+
+
+def _run(args: argparse.Namespace, rng: random.Random, stack: ExitStack) -> None:
+    principals, heavy, resources, scopes = _world(rng)
+    extra: dict[str, object] = {}
+    if args.users > 0:
+        # The directory's tenant replaces the synthetic one: the same scopes and
+        # resources under its id, the timed principals drawn from its 10k users.
+        below = [(kind, sid) for kind, sid in scopes if kind is not ScopeKind.TENANT]
+        found = stack.enter_context(directory(args.users, args.groups, below, rng))
+        _, heavy, resources, _ = _world(random.Random(args.seed), found.tenant_id)
+        principals = found.principals
+        extra["directory"] = {
+            "scim_users": len(found.principals),
+            "scim_groups": found.groups,
+            "group_memberships": found.memberships,
+            "role_bindings": found.role_bindings,
+            "setup_s": found.setup_s,
+            "load_principal": median_p99(found.load_principal_us),
+        }
     actions = list(Action)
 
     def draw(n: int, who: list[Principal]) -> list[tuple[Principal, Action, Resource]]:
@@ -178,6 +212,7 @@ def main() -> None:
                     "repeated_fraction": round(heavy_repeats / len(heavy_run), 3),
                     **_summary(heavy_samples),
                 },
+                **extra,
                 "round_medians_us": round_medians,
                 "calibration_us": calibration,
                 "target_median_us": 100,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -113,10 +114,13 @@ class Deployment(Base):
 
 class Agent(Base):
     __tablename__ = "agents"
-    __table_args__ = (UniqueConstraint("deployment_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "name"),
+        Index("ix_agents_tenant_deployment", "tenant_id", "deployment_id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -129,10 +133,13 @@ class ConfigVersion(Base):
     """An immutable configuration version; ``sealed`` holds the canonical document."""
 
     __tablename__ = "config_versions"
-    __table_args__ = (UniqueConstraint("subject_kind", "subject_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("subject_kind", "subject_id", "seq"),
+        Index("ix_config_versions_tenant_subject", "tenant_id", "subject_id"),
+    )
 
     id: Mapped[str] = mapped_column(VERSION_ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     subject_kind: Mapped[str] = mapped_column(String(16))
     subject_id: Mapped[str] = mapped_column(ID, index=True)
     seq: Mapped[int] = mapped_column(Integer)
@@ -159,10 +166,16 @@ class Principal(Base):
 
 class RoleBinding(Base):
     __tablename__ = "role_bindings"
-    __table_args__ = (UniqueConstraint("principal_id", "role", "scope_kind", "scope_id"),)
+    __table_args__ = (
+        UniqueConstraint("principal_id", "role", "scope_kind", "scope_id"),
+        # A principal's bindings within its tenant: every request's authentication reads
+        # them. One index for both columns, so no planner can choose the tenant alone and
+        # scan every binding of a tenant of 10,000 users (migration 0010).
+        Index("ix_role_bindings_tenant_principal", "tenant_id", "principal_id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
     role: Mapped[str] = mapped_column(String(32))
     scope_kind: Mapped[str] = mapped_column(String(16))
@@ -175,9 +188,10 @@ class ApiKey(Base):
     """A bearer key: only a salted SHA-256 of its 256-bit secret is stored."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_tenant_principal", "tenant_id", "principal_id"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
     label: Mapped[str] = mapped_column(String(200))
     salt: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -189,9 +203,15 @@ class ApiKey(Base):
 
 class Call(Base):
     __tablename__ = "calls"
+    __table_args__ = (
+        # Listing: newest first within the tenant, optionally one deployment or agent.
+        Index("ix_calls_tenant_started", "tenant_id", "started_at"),
+        Index("ix_calls_tenant_deployment_started", "tenant_id", "deployment_id", "started_at"),
+        Index("ix_calls_tenant_agent_started", "tenant_id", "agent_id", "started_at"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
     direction: Mapped[str] = mapped_column(String(16))
@@ -207,9 +227,10 @@ class Recording(Base):
     """Where a call's sealed audio lives; the audio itself is never in the database."""
 
     __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_tenant_call", "tenant_id", "call_id"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
     object_ref: Mapped[str] = mapped_column(String(400))
     codec: Mapped[str] = mapped_column(String(16))
@@ -224,10 +245,11 @@ class TranscriptSegment(Base):
     """One transcript segment; text and word timings are sealed together."""
 
     __tablename__ = "transcript_segments"
+    __table_args__ = (Index("ix_transcript_segments_tenant_call", "tenant_id", "call_id", "seq"),)
 
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     speaker: Mapped[str] = mapped_column(String(16))
     start_ms: Mapped[int] = mapped_column(BigInteger)
     end_ms: Mapped[int] = mapped_column(BigInteger)
@@ -239,10 +261,11 @@ class CallEvent(Base):
     """DTMF, tool calls, agent turns...; any detail is sealed."""
 
     __tablename__ = "call_events"
+    __table_args__ = (Index("ix_call_events_tenant_call", "tenant_id", "call_id", "seq"),)
 
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     kind: Mapped[str] = mapped_column(String(32))
     at_ms: Mapped[int] = mapped_column(BigInteger)
     detail_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -505,10 +528,11 @@ class ScimGroupMember(Base):
     """A SCIM user's membership of a SCIM group."""
 
     __tablename__ = "scim_group_members"
+    __table_args__ = (Index("ix_scim_group_members_tenant_principal", "tenant_id", "principal_id"),)
 
     group_id: Mapped[str] = mapped_column(ForeignKey("scim_groups.id"), primary_key=True)
     principal_id: Mapped[str] = mapped_column(
         ForeignKey("scim_users.principal_id"), primary_key=True, index=True
     )
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
