@@ -131,6 +131,7 @@ def serve(
     import uvicorn
 
     from callvault.api import create_app
+    from callvault.api.ws_protocol import IngestWebSocketProtocol
     from callvault.logs import setup_logging
     from callvault.runtime import Runtime
     from callvault.tls import ensure_tls_files, restrict_to_tls13
@@ -152,9 +153,10 @@ def serve(
         ssl_keyfile=str(tls.key),
         http="httptools",
         loop="uvloop",
-        # Live ingest (Twilio Media Streams): the sans-I/O websockets protocol, frames
-        # bounded well above the largest one accepted (calls/_twilio.py limits).
-        ws="websockets-sansio",
+        # Live ingest (Twilio Media Streams): the sans-I/O websockets protocol, reading
+        # whole data frames directly (api/ws_protocol.py), frames bounded well above the
+        # largest one accepted (calls/_twilio.py limits).
+        ws=IngestWebSocketProtocol,
         ws_max_size=512 * 1024,
         # Media frames are base64 audio: compression costs CPU per frame and gains little.
         ws_per_message_deflate=False,

@@ -144,6 +144,12 @@ class TwilioStream:
         """True once ``stop`` was released in order (nothing is held before it)."""
         return self._stopped
 
+    @property
+    def holding(self) -> bool:
+        """True while frames wait behind a hole: only :meth:`poll` may release them
+        (and with them a ``stop``) if no other frame comes."""
+        return bool(self._held)
+
     def feed(self, frame: str | bytes) -> list[StreamEvent]:
         """Accept one frame from Twilio; return the events now due, in order."""
         if self._closed or self._error is not None:

@@ -228,3 +228,79 @@ def test_keyed_card_digits_are_tokenized_and_their_audio_is_not_stored(
     # The hum before and well after is kept.
     assert stored[:8000] == keyed[:8000]
     assert stored[-8000:] == keyed[-8000:]
+
+
+def test_a_stop_held_behind_a_gap_ends_the_call_while_the_client_stays_connected(
+    rt: Runtime, client: TestClient, world: World
+) -> None:
+    """Issue 6: the poller releases a ``stop`` held behind a missing sequence number.
+
+    The client sends nothing more and keeps the socket open; the server must
+    still end the call (incomplete: a frame was lost) and close the socket,
+    within the reorder window and a poll (waited for here with a wide margin).
+    """
+    audio, _ = _call_audio()
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    before = len(_calls(rt, world.a.id))
+    start = fw.start(params)
+    frames = list(fw.audio(audio[: 20 * 160]))
+    del frames[10]  # never sent: a hole in the sequence numbers, the stop waits behind it
+    with client.websocket_connect(_url(world)) as ws:
+        ws.send_text(start)
+        _wait_for_call(rt, world.a.id, before)
+        _stream(ws, [*frames, fw.stop()])
+        call = _wait_until_ended(rt, world.a.id)  # while the client is still connected
+        assert call.status == "incomplete"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert (closed.value.code, closed.value.reason) == (1000, "stream ended")
+    with rt.db.tenant_tx(world.a.id) as s:
+        rec = s.execute(select(Recording).where(Recording.call_id == call.id)).scalar_one()
+    assert not rec.complete
+    assert rec.duration_ms == 20 * 20  # every frame's time; the lost one's as silence
+
+
+def test_a_failed_release_of_held_frames_ends_the_stream_while_the_client_stays_connected(
+    rt: Runtime, client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: the poller cannot release what is held (e.g. storage failed), so the
+    call ends incomplete and the socket closes (1011, naming no value), without a frame."""
+    from callvault.calls._twilio_ingest import TwilioCall  # noqa: PLC0415
+    from callvault.errors import UnavailableError  # noqa: PLC0415
+
+    def broken_poll(self: TwilioCall) -> None:
+        raise UnavailableError("object store unavailable")
+
+    monkeypatch.setattr(TwilioCall, "poll", broken_poll)
+    audio, _ = _call_audio()
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    before = len(_calls(rt, world.a.id))
+    start = fw.start(params)
+    frames = list(fw.audio(audio[: 20 * 160]))
+    del frames[10]  # the frames after the hole are held; only the poller could release them
+    with client.websocket_connect(_url(world)) as ws:
+        ws.send_text(start)
+        _wait_for_call(rt, world.a.id, before)
+        _stream(ws, frames)
+        call = _wait_until_ended(rt, world.a.id)
+        assert call.status == "incomplete"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert (closed.value.code, closed.value.reason) == (1011, "UnavailableError")
+
+
+def test_a_binary_frame_is_refused(rt: Runtime, client: TestClient, world: World) -> None:
+    fw = FrameWriter()
+    params = {"agent_id": world.a.agents[0], "callvault_key": _ingest_token(world)}
+    before = len(_calls(rt, world.a.id))
+    with client.websocket_connect(_url(world)) as ws:
+        ws.send_text(fw.start(params))
+        _wait_for_call(rt, world.a.id, before)
+        ws.send_bytes(fw.media(b"\x7f" * 160).encode())
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1007
+    assert "not a text frame" in closed.value.reason
+    assert _wait_until_ended(rt, world.a.id).status == "incomplete"

@@ -29,9 +29,11 @@ from typing import Any
 
 from anyio import CancelScope, to_thread
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.types import Message
 from starlette.websockets import WebSocketState
 
 from callvault.access import Action, Resource, authenticate, parse_token
+from callvault.api.ws_protocol import TEXT_SINK
 from callvault.calls._ingest import EndReason, IngestSettings
 from callvault.calls._twilio import ProtocolError, Start
 from callvault.calls._twilio_ingest import (
@@ -115,13 +117,44 @@ async def _pump(ws: WebSocket, call: TwilioCall) -> EndReason:
     """Feed frames until ``stop`` (returns) or a disconnect / refusal (raises).
 
     A frame held for reordering must not wait past the window when the socket
-    goes quiet: a poller releases it every quarter second (one timer per
-    stream, not one per frame).
+    goes quiet: a poller releases it every quarter second (one timer per stream
+    while it holds frames, none otherwise). What it releases may end with the
+    ``stop`` (a ``stop`` that came behind a hole): the poller then wakes the
+    pump (``woken``), which returns although no frame arrived, so the call ends
+    and the socket closes while the client keeps it open.
+
+    Once the call has started, and when served by ``callvault serve``
+    (:mod:`callvault.api.ws_protocol`), text frames are fed as the protocol
+    reads them (:func:`_sink`) and the pump waits for anything else: a
+    disconnect, a binary frame, ``woken``. Otherwise (before ``start``, which
+    commits off the loop, or under another server) each message is read here,
+    from the ASGI ``receive`` itself (:func:`_frame`), not through Starlette's
+    ``receive_text``: its checks cost more than the rest of the read, and
+    :func:`_frame` keeps the socket's state as Starlette would.
     """
-    poller = asyncio.create_task(_poll(call))
+    receive = ws._receive  # the ASGI receive, read directly (see above)
+    woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    holding = asyncio.Event()
+    poller = asyncio.create_task(_poll(call, woken, holding))
+    take_text = ws.scope.get("extensions", {}).get(TEXT_SINK, {}).get("set")
+    sink = _sink(call, woken, holding, take_text) if take_text is not None else None
     try:
         while True:
-            frame = await ws.receive_text()
+            sinking = (
+                (take_text, sink)
+                if sink is not None and call.ingest is not None and not woken.done()
+                else None
+            )
+            if sinking is not None or woken.done() or call.stream.holding:
+                if call.stream.holding:
+                    holding.set()
+                got = await _receive_or_wake(ws, receive, woken, sinking)
+                if got is None:
+                    return "stop"
+                message = got
+            else:
+                message = await receive()
+            frame = _frame(ws, message)
             if call.ingest is None:  # 'connected' / 'start': commits (fsync), off the loop
                 await to_thread.run_sync(lambda f=frame: call.feed(f))  # type: ignore[misc]
             else:
@@ -130,10 +163,96 @@ async def _pump(ws: WebSocket, call: TwilioCall) -> EndReason:
                 return "stop"
     finally:
         poller.cancel()
+        if woken.done() and not woken.cancelled():
+            woken.exception()  # retrieved: the pump raised it, or the stream ended anyway
 
 
-async def _poll(call: TwilioCall) -> None:
+def _sink(
+    call: TwilioCall,
+    woken: asyncio.Future[None],
+    holding: asyncio.Event,
+    take_text: Callable[[Callable[[str], None] | None], None],
+) -> Callable[[str], None]:
+    """What the served protocol (:mod:`callvault.api.ws_protocol`) calls with each text
+    frame as it reads it, once the call has started: the frame is fed there and then,
+    without waking the pump's task for it (a queued message, a future and a task step
+    per 20 ms frame: a tenth of the frame's cost). The pump waits meanwhile for what
+    only it handles: any other message (a disconnect, a binary frame), or ``woken``,
+    which this sets when the frame was the ``stop`` or was refused (its error: the
+    pump raises it and the socket is closed as if the pump had fed the frame). After
+    that, frames are not fed: the pump has stopped reading, as it does after ``stop``.
+    """
+
+    def sink(text: str) -> None:
+        if woken.done():
+            return
+        try:
+            call.feed(text)
+        except Exception as exc:  # noqa: BLE001 - handed to the pump, which ends the stream
+            take_text(None)
+            woken.set_exception(exc)
+            return
+        if call.stream.stopped:
+            take_text(None)
+            woken.set_result(None)
+        elif call.stream.holding:
+            holding.set()  # the poller releases held frames, and may release the stop
+
+    return sink
+
+
+def _frame(ws: WebSocket, message: Message) -> str:
+    """The text of one ASGI message; raises for a disconnect (as ``receive_text`` does,
+    marking the socket disconnected) and refuses binary frames (1007: Twilio sends text)."""
+    kind = message["type"]
+    if kind == "websocket.receive":
+        text = message.get("text")
+        if text is None:
+            raise ProtocolError("bad-json", "frame is not a text frame")
+        return str(text)
+    if kind == "websocket.disconnect":
+        ws.client_state = WebSocketState.DISCONNECTED
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+
+async def _receive_or_wake(
+    ws: WebSocket,
+    receive: Callable[[], Awaitable[Message]],
+    woken: asyncio.Future[None],
+    sinking: tuple[Callable[[Callable[[str], None] | None], None], Callable[[str], None]]
+    | None = None,
+) -> Message | None:
+    """The next message, or None once ``woken`` (the ``stop`` was released: it wins over
+    a message that came at the same moment; a disconnect still marks the socket).
+    Raises what ``woken`` holds. ``sinking`` (the protocol's setter and :func:`_sink`)
+    feeds text frames as they are read meanwhile."""
+    if not woken.done():
+        get: asyncio.Future[Message] = asyncio.ensure_future(receive())
+        if sinking is not None:
+            sinking[0](sinking[1])
+        try:
+            await asyncio.wait((get, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if sinking is not None:
+                sinking[0](None)
+            got = get.done()
+            if not got:
+                get.cancel()  # nothing is lost: a cancelled queue read takes no message
+        if not woken.done():
+            return get.result()
+        if got and get.result()["type"] == "websocket.disconnect":
+            ws.client_state = WebSocketState.DISCONNECTED
+    woken.result()
+    return None
+
+
+async def _poll(call: TwilioCall, woken: asyncio.Future[None], holding: asyncio.Event) -> None:
+    """Release held frames every quarter second while there are any (``holding``, set
+    by the pump); wake the pump (``woken``) when that released the ``stop`` or failed.
+    Nothing held, nothing to release: then it waits without a timer."""
     while True:
+        await holding.wait()
         await asyncio.sleep(_POLL_S)
         if call.ingest is not None and not call.stream.stopped:
             try:
@@ -141,7 +260,13 @@ async def _poll(call: TwilioCall) -> None:
             except Exception as exc:  # noqa: BLE001 - the call is marked; ids only in the log
                 log.error("ingest poll failed: %s", type(exc).__name__)
                 call.ingest.mark_broken()
+                woken.set_exception(exc)  # the pump ends the stream: fail closed
                 return
+            if call.stream.stopped:
+                woken.set_result(None)
+                return
+        if not call.stream.holding:
+            holding.clear()
 
 
 def _refusal(exc: Exception) -> tuple[int, str]:
@@ -202,7 +327,10 @@ async def serve_stream(
     reason: EndReason = "disconnect"
     code, why = 1000, "stream ended"
     try:
-        reason = await pump()
+        # A task of its own: each frame then resumes the pump alone, not the twenty
+        # coroutines of the ASGI stack above this route (uvicorn, middleware, routing)
+        # it would otherwise wake through. Cancelling this handler cancels the task.
+        reason = await asyncio.ensure_future(pump())
     except WebSocketDisconnect:
         reason = "disconnect"
     except Exception as exc:  # noqa: BLE001 - every failure ends the call, marked; ids only logged
