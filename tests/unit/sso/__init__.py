@@ -1,0 +1,1 @@
+"""Tests of callvault.sso: the login core here; the adapters in saml/ and oidc/."""

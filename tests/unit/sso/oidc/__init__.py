@@ -1,0 +1,1 @@
+"""Tests of callvault.sso.oidc: configuration, discovery, ID token checks, provider profiles."""
