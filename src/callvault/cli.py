@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from callvault import __version__, errors
+from callvault.cli_operators import app as operators_app
 from callvault.config import Settings, load_settings
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ keys_app = typer.Typer(help="Key operations: rotate, shred, destroy.", no_args_i
 app.add_typer(keys_app, name="keys")
 replay_app = typer.Typer(help="Play recordings into the ingest path.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
+app.add_typer(operators_app, name="operators")
 
 # Piped output is not cut to a terminal width: ids must survive `| grep`.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1_000)

@@ -181,6 +181,49 @@ class Settings(BaseSettings):
         "4 bytes per character plus 64 KiB.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    public_base_url: str | None = Field(
+        default=None,
+        max_length=400,
+        pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        description="https:// URL at which browsers and identity providers reach this "
+        "installation (no query). Single sign-on derives each connection's SP entity id, "
+        "ACS URL and redirect URI from it; unset: SSO connections cannot be created or used.",
+    )
+    sso_login_state_ttl_seconds: int = Field(
+        default=600,
+        ge=60,
+        le=600,
+        description="How long a started SSO login may take before its pending state expires.",
+    )
+    sso_max_pending_logins: int = Field(
+        default=10_000,
+        ge=10,
+        le=1_000_000,
+        description="Unexpired pending logins kept per SSO connection; beyond it new logins "
+        "are refused (429) until some finish or expire.",
+    )
+    sso_max_form_bytes: int = Field(
+        default=524_288,
+        ge=16_384,
+        le=4_194_304,
+        description="Largest form body POSTed to a SAML assertion consumer service.",
+    )
+    # Browser sessions (callvault.sessions). Lifetimes are per tenant (its session policy,
+    # default 12 h absolute and 30 min idle); these bound the owner recovery-code login.
+    session_recovery_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Failed recovery-code attempts against one owner, within the lockout "
+        "period, that lock recovery-code login for that owner.",
+    )
+    session_recovery_lockout_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="How long recovery-code login stays locked after too many failures "
+        "(and the window in which failures are counted).",
+    )
     payment_connector_url: str | None = Field(
         default=None,
         max_length=2000,

@@ -51,6 +51,9 @@ from callvault.store.models import (
 from callvault.store.prepared import Prepared
 from tests.integration.pg import PgCluster
 from tests.support.world import CALLER_NUMBER, PROMPT, TRANSCRIPT, World, build_world
+from tests.unit.operators._support import fill_break_glass_table
+from tests.unit.sessions._fill import fill_session_tables
+from tests.unit.sso._double import fill_sso_tables
 
 pytestmark = pytest.mark.postgres
 
@@ -58,7 +61,7 @@ pytestmark = pytest.mark.postgres
 #: SQL in this module interpolates table and column names from here only.
 WALLED: dict[str, str] = {"tenants": "id", **dict.fromkeys(TENANT_TABLES, "tenant_id")}
 #: Tables that hold no tenant's data, so no wall: each one is a deliberate decision.
-UNWALLED = frozenset({"installation"})
+UNWALLED = frozenset({"installation", "operators", "operator_keys"})
 RLS_VIOLATION = re.compile(r"row-level security", re.IGNORECASE)
 
 
@@ -165,6 +168,12 @@ def _fill_every_table(rt: Runtime, client: TestClient, world: World) -> None:
             },
         )
         assert r.status_code == 201, r.text
+        # SSO: a connection, a pending login, a replay-cache row and an identity link.
+        fill_sso_tables(rt, tw.id)
+        # Browser sessions: a session, a policy version, recovery codes, a failure count.
+        fill_session_tables(rt, tw.id)
+        # Break-glass: a request of an operator for one of the tenant's deployments.
+        fill_break_glass_table(rt, tw.id)
 
 
 @pytest.fixture

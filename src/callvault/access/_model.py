@@ -37,6 +37,12 @@ class Principal:
     bindings: frozenset[Binding] = frozenset()
     #: The API key the request authenticated with, for the audit trail.
     key_id: str | None = None
+    #: ``"tenant"`` for a tenant's users and service accounts; ``"operator"`` for a
+    #: platform operator acting in this tenant under a break-glass grant (never a row
+    #: of the tenant: see callvault.operators). Audited with every decision.
+    realm: str = "tenant"
+    #: The break-glass grant an operator acts under (audited with every decision).
+    break_glass_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,8 +192,9 @@ def set_active(session: Session, tenant_id: str, principal_id: str, *, active: b
 
     Deactivating (1) marks the principal inactive, which :func:`authenticate`,
     :func:`load_principal` and the Cedar ``inactive`` forbid all refuse, and
-    (2) revokes every API key of it not yet revoked, in the caller's
-    transaction: once it commits, no request authenticates as the principal.
+    (2) revokes every API key of it not yet revoked and ends every browser
+    session of it (``callvault.sessions``), in the caller's transaction: once
+    it commits, no request authenticates as the principal.
     Activating again revokes nothing and restores no key: the principal needs
     new keys. Raises :class:`NotFoundError` for a principal not in the tenant.
     """
@@ -216,6 +217,12 @@ def set_active(session: Session, tenant_id: str, principal_id: str, *, active: b
             .returning(ApiKey.id)
             .execution_options(synchronize_session=False)
         ).scalars()
+    )
+    # Imported here: callvault.sessions builds on this package.
+    from callvault.sessions import revoke_principal_sessions  # noqa: PLC0415 - import cycle
+
+    revoke_principal_sessions(
+        session, tenant_id=tenant_id, principal_id=principal_id, reason="principal-deactivated"
     )
     return sorted(revoked)
 

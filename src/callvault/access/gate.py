@@ -62,6 +62,14 @@ class Grant:
             raise PermissionDeniedError("grant does not cover this read")
 
 
+def _detail(principal: Principal, reasons: tuple[str, ...]) -> dict[str, object]:
+    detail: dict[str, object] = {"policies": list(reasons), "key": principal.key_id}
+    if principal.realm != "tenant":  # an operator under break-glass: say so, with the grant
+        detail["realm"] = principal.realm
+        detail["break_glass"] = principal.break_glass_id
+    return detail
+
+
 @dataclass(frozen=True, slots=True)
 class RequestInfo:
     request_id: str | None = None
@@ -93,7 +101,7 @@ class Gate:
             resource_kind=resource.kind.value,
             resource_id=resource.id,
             request_id=request_id,
-            detail={"policies": list(decision.reasons), "key": principal.key_id},
+            detail=_detail(principal, decision.reasons),
         )
         # (2)
         if not decision.allowed:

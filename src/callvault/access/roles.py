@@ -65,6 +65,9 @@ class Action(StrEnum):
     #: Hand a card number from the tokenization vault to the payment connector.
     #: Only ``payment_operator`` has it (see payments/).
     PAYMENTS_DETOKENIZE = "payments:detokenize"
+    #: See and decide platform operators' break-glass requests (callvault.operators).
+    BREAK_GLASS_READ = "break_glass:read"
+    BREAK_GLASS_APPROVE = "break_glass:approve"
 
 
 #: Actions that return customer content: every one is an audit event when allowed.
@@ -99,6 +102,8 @@ _ADMIN: Final = _METADATA | {
     Action.AGENT_READ_CONFIG,
     Action.AGENT_READ_HISTORY,
     Action.CONFIG_READ,
+    Action.BREAK_GLASS_READ,
+    Action.BREAK_GLASS_APPROVE,
 }
 
 ROLE_ACTIONS: Final[dict[Role, frozenset[Action]]] = {
@@ -131,7 +136,13 @@ ROLE_ACTIONS: Final[dict[Role, frozenset[Action]]] = {
     ),
     Role.AUDITOR: frozenset(
         _METADATA
-        | {Action.AUDIT_READ, Action.CONFIG_READ, Action.AGENT_READ_HISTORY, Action.PRINCIPAL_READ}
+        | {
+            Action.AUDIT_READ,
+            Action.CONFIG_READ,
+            Action.AGENT_READ_HISTORY,
+            Action.PRINCIPAL_READ,
+            Action.BREAK_GLASS_READ,
+        }
     ),
     Role.INGEST: frozenset({Action.AGENT_READ, Action.CALL_CREATE, Action.CALL_APPEND}),
     Role.PAYMENT_OPERATOR: frozenset({Action.PAYMENTS_DETOKENIZE}),

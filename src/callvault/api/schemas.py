@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,9 @@ from callvault.access import Role, ScopeKind
 from callvault.store.ids import ID_PATTERN
 from callvault.tenancy import KnowledgeDocument, Region, ToolDefinition
 from callvault.tenancy._settings import JsonObject, Name
+
+if TYPE_CHECKING:
+    from callvault.calls import TranscriptView
 
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, max_length=40)]
 Millis = Annotated[StrictInt, Field(ge=0, le=86_400_000)]
@@ -300,6 +303,30 @@ class TranscriptOut(Out):
     view: Literal["full", "redacted"]
     caller_number: str | None
     segments: list[SegmentOut]
+
+    @classmethod
+    def of(cls, t: TranscriptView) -> TranscriptOut:
+        """The response for a transcript as the grant opened it (full or redacted)."""
+        return cls(
+            call_id=t.call_id,
+            view="redacted" if t.redacted else "full",
+            caller_number=t.caller_number,
+            segments=[
+                SegmentOut(
+                    seq=x.seq,
+                    speaker=x.segment.speaker,
+                    start_ms=x.segment.start_ms,
+                    end_ms=x.segment.end_ms,
+                    is_final=x.segment.is_final,
+                    text=x.segment.text,
+                    words=[
+                        WordOut(text=w.text, start_ms=w.start_ms, end_ms=w.end_ms)
+                        for w in x.segment.words
+                    ],
+                )
+                for x in t.segments
+            ],
+        )
 
 
 class AuditEntryOut(Out):

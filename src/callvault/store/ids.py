@@ -12,7 +12,23 @@ import secrets
 from typing import Final
 
 PREFIXES: Final = frozenset(
-    {"ten", "dep", "agt", "call", "prn", "key", "rb", "rec", "kek", "dk", "snk", "sct", "grp"}
+    {
+        "ten",
+        "dep",
+        "agt",
+        "call",
+        "prn",
+        "key",
+        "rb",
+        "rec",
+        "kek",
+        "dk",
+        "snk",
+        "sct",
+        "grp",
+        "sso",
+        "sls",
+    }
 )
 ID_PATTERN: Final = r"^[a-z]{2,4}_[a-z2-7]{26}$"
 VERSION_ID_PATTERN: Final = r"^[0-9a-f]{64}$"

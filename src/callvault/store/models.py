@@ -536,3 +536,247 @@ class ScimGroupMember(Base):
     )
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- SSO (issue 7) ---
+
+
+class SsoConnection(Base):
+    """A tenant's single sign-on connection (SAML 2.0 or OIDC), ``callvault.sso``.
+
+    Everything an administrator configured beyond the plain columns (the
+    adapter's configuration, which may hold an OIDC client secret or an SP
+    private key, the group/claim → role mappings, which name the customer's
+    groups, and the login policy) is only in ``settings_sealed``, under a data
+    key of the connection's own (owner kind ``sso-connection``), replaced on
+    every change and shredded on deletion.
+    """
+
+    __tablename__ = "sso_connections"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    #: ``saml`` or ``oidc``.
+    protocol: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    settings_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(ID)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SsoLoginState(Base):
+    """A started login waiting for the IdP's answer: single use, short-lived, bound to a browser.
+
+    ``binding_hash`` is SHA-256 of the random value in the browser's state
+    cookie (never the value); ``pending_sealed`` is what the adapter asked to
+    keep (request id, or state/nonce/PKCE verifier), sealed under the
+    connection's login-state key. ``used_at`` is set by the one request that
+    consumes it.
+    """
+
+    __tablename__ = "sso_login_states"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("sso_connections.id"), index=True)
+    binding_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    pending_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SsoReplay(Base):
+    """An assertion id a connection has accepted (SHA-256 of it), kept until it cannot be
+    accepted again (NotOnOrAfter plus the largest clock skew); the primary key makes the
+    first use atomic across processes."""
+
+    __tablename__ = "sso_replay"
+
+    connection_id: Mapped[str] = mapped_column(ForeignKey("sso_connections.id"), primary_key=True)
+    assertion_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    keep_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SsoIdentityLink(Base):
+    """Which principal an IdP user (connection, subject) is. The subject is only an HMAC
+    under the tenant's SSO lookup key; the last profile seen (e-mail, display name) only
+    sealed, under a key of the principal's own (owner kind ``sso-profile``)."""
+
+    __tablename__ = "sso_identities"
+    __table_args__ = (UniqueConstraint("connection_id", "principal_id"),)
+
+    connection_id: Mapped[str] = mapped_column(ForeignKey("sso_connections.id"), primary_key=True)
+    subject_ref: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
+    profile_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+TENANT_TABLES += ("sso_connections", "sso_login_states", "sso_replay", "sso_identities")
+
+
+# --- Browser sessions (issue 7) ---
+
+
+class BrowserSession(Base):
+    """A browser session (``callvault.sessions``): the cookie holds the id and a 256-bit
+    secret; only SHA-256 of the secret and of the session's CSRF token are stored.
+
+    ``expires_at`` is the absolute end; ``idle_timeout_seconds`` is measured from
+    ``last_seen_at`` (written at most once a minute). Both are fixed at open from the
+    tenant's session policy and only ever shortened (a tightened policy applies to live
+    sessions). ``ended_at``/``end_reason`` record a logout, a revocation or an expiry
+    noticed; the row stays for the audit trail.
+    """
+
+    __tablename__ = "browser_sessions"
+    __table_args__ = (Index("ix_browser_sessions_tenant_principal", "tenant_id", "principal_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    csrf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: ``saml``, ``oidc`` or ``recovery_code``.
+    method: Mapped[str] = mapped_column(String(16))
+    #: The SSO connection that opened it (no foreign key: the connection may be deleted,
+    #: which revokes its users' sessions).
+    connection_id: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    idle_timeout_seconds: Mapped[int] = mapped_column(Integer)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    ended_by: Mapped[str | None] = mapped_column(ID)
+
+
+class TenantSessionPolicy(Base):
+    """The plain projection of a tenant's current session policy (a versioned, sealed
+    configuration subject ``session_policy``): what every request reads. No row: the
+    defaults of :class:`callvault.sessions.SessionPolicy`."""
+
+    __tablename__ = "tenant_session_policies"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    absolute_timeout_seconds: Mapped[int] = mapped_column(Integer)
+    idle_timeout_seconds: Mapped[int] = mapped_column(Integer)
+    recovery_session_seconds: Mapped[int] = mapped_column(Integer)
+    sso_required: Mapped[bool] = mapped_column(Boolean)
+    version_id: Mapped[str] = mapped_column(VERSION_ID)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RecoveryCode(Base):
+    """One owner recovery code: a slow hash (``kdf`` names it and its parameters) under
+    the set's salt; single use (``used_at``); a regenerated set revokes the old one."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_tenant_principal", "tenant_id", "principal_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"))
+    set_id: Mapped[str] = mapped_column(ID)
+    kdf: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RecoveryLockout(Base):
+    """Failed recovery-code attempts against a principal, and the lock they set."""
+
+    __tablename__ = "recovery_lockouts"
+
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+TENANT_TABLES += (
+    "browser_sessions",
+    "tenant_session_policies",
+    "recovery_codes",
+    "recovery_lockouts",
+)
+
+
+# --- Operators and break-glass (issue 7) ---
+
+
+class Operator(Base):
+    """A platform operator: installation staff, never a member of any tenant. Not
+    tenant-owned, so no row-level security (like ``installation``); created from the
+    server's CLI only (``callvault operators create``)."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class OperatorKey(Base):
+    """An operator's bearer key (``cvop1.…``): only a salted SHA-256 of its secret."""
+
+    __tablename__ = "operator_keys"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    operator_id: Mapped[str] = mapped_column(ForeignKey("operators.id"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BreakGlassGrant(Base):
+    """An operator's request for content access to one deployment, and its fate.
+
+    Tenant-owned (walled): the tenant decides. ``reason_sealed`` is the operator's
+    free text, sealed under a key of the grant's own; ``ticket_ref`` is a short
+    identifier (letters, digits, ``.-_:#/``). Access holds while ``status`` is
+    ``approved`` and the clock is before ``expires_at`` (approved_at + duration).
+    """
+
+    __tablename__ = "break_glass_grants"
+    __table_args__ = (
+        Index("ix_break_glass_grants_tenant_operator", "tenant_id", "operator_id"),
+        Index("ix_break_glass_grants_tenant_status", "tenant_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"))
+    operator_id: Mapped[str] = mapped_column(ForeignKey("operators.id"))
+    reason_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    ticket_ref: Mapped[str] = mapped_column(String(64))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: A request not decided by then can no longer be approved.
+    decide_by: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(ID)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_by: Mapped[str | None] = mapped_column(ID)
+
+
+TENANT_TABLES += ("break_glass_grants",)

@@ -43,7 +43,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 import pytest
 
-from callvault import access, calls, scim, tenancy
+from callvault import access, calls, scim, sessions, sso, tenancy
 from callvault.api.app import create_fastapi
 from callvault.store import new_id
 from tests.support.processor import SECRET, running_processor
@@ -64,6 +64,7 @@ from tests.unit.api._harness import (
     installation,
     is_problem,
 )
+from tests.unit.sso import _double as sso_double
 
 # -- the expectation table ---------------------------------------------------------------------
 
@@ -96,6 +97,8 @@ _RUN_TENANT = _METADATA | {
     "principal.read",
     "principal.manage",
     "audit.read",
+    "break_glass.read",  # operators' break-glass requests (callvault.operators)
+    "break_glass.approve",  # approve, deny, revoke them
 }
 _HISTORY = frozenset({"history.tenant", "history.deployment", "history.agent"})
 
@@ -123,7 +126,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "developer": _METADATA | {"agent.create", "agent.update", "agent.config", "history.agent"},
     "auditor": _METADATA
     | _HISTORY
-    | {"audit.read", "principal.read", "config.tenant", "config.deployment"},
+    | {"audit.read", "principal.read", "config.tenant", "config.deployment", "break_glass.read"},
     "ingest": frozenset({"agent.read", "call.create", "call.append"}),
     # Hands keyed card numbers to the payment processor; sees nothing else.
     "payment_operator": frozenset({"payments.handoff"}),
@@ -140,6 +143,7 @@ class Level(Enum):
     DEPLOYMENT = "deployment"
     AGENT = "agent"
     CALL = "call"
+    OPERATOR = "operator"  # the operator realm: a tenant key is never an operator credential
 
 
 #: The metadata read that decides between 403 and 404 at each level.
@@ -161,6 +165,7 @@ TARGETS = {
     Level.DEPLOYMENT: ("own0", "own1", "other"),
     Level.AGENT: ("own0", "own1", "other"),
     Level.CALL: ("own0", "own1", "other"),
+    Level.OPERATOR: ("own0",),
 }
 
 
@@ -193,6 +198,9 @@ class Ids:
     card: str = "tok_" + "a" * 26
     sink: str = "snk_" + "a" * 26
     scim_token: str = "sct_" + "a" * 26
+    sso_connection: str = "sso_" + "a" * 26
+    break_glass: str = "bgr_" + "a" * 26
+    session: str = "ses_" + "a" * 26
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,9 @@ class Op:
     body: Callable[[Ids], dict[str, Any]] | None = None
     any_of: bool = False  # ``needs`` is a choice (any one suffices), not a sequence
     content: bool = False  # allowed requests read content: an ``allowed`` audit entry each
-    fresh: str | None = None  # "call", "principal", "sink" or "scim_token": a new one per request
+    fresh: str | None = (
+        None  # "call", "principal", "sink", "scim_token", "sso_connection": new each
+    )
     label: str = ""
 
     @property
@@ -226,6 +236,91 @@ def _unique(prefix: str) -> str:
 
 
 _SEGMENT = {"speaker": "agent", "start_ms": 0, "end_ms": 10, "text": "matrix segment"}
+
+# break-glass, the tenant's side (decided at tenant scope), and the operator realm's routes,
+# which no tenant key opens (401 for every role; their own matrix: test_operators_matrix.py)
+_BREAK_GLASS_OPS = (
+    Op(
+        "GET",
+        "/v1/tenant/break-glass",
+        Level.TENANT,
+        ("break_glass.read",),
+        lambda _: "/v1/tenant/break-glass",
+    ),
+    Op(
+        "GET",
+        "/v1/tenant/break-glass/{grant_id}",
+        Level.TENANT_SUB,
+        ("break_glass.read",),
+        lambda t: f"/v1/tenant/break-glass/{t.break_glass}",
+        fresh="break_glass",
+    ),
+    *(
+        Op(
+            "POST",
+            f"/v1/tenant/break-glass/{{grant_id}}/{verb}",
+            Level.TENANT_SUB,
+            ("break_glass.approve",),
+            lambda t, verb=verb: f"/v1/tenant/break-glass/{t.break_glass}/{verb}",
+            fresh="break_glass",
+        )
+        for verb in ("approve", "deny", "revoke")
+    ),
+)
+_OPERATOR_OPS = tuple(
+    Op(
+        method,
+        template,
+        Level.OPERATOR,
+        (),
+        lambda t, template=template: template.format(
+            tenant_id=t.tenant, deployment_id=t.dep, call_id=t.call, grant_id=t.break_glass
+        ),
+        ok=401,
+    )
+    for method, template in (
+        ("GET", "/v1/operator/me"),
+        ("GET", "/v1/operator/tenants"),
+        ("GET", "/v1/operator/tenants/{tenant_id}"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/deployments"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/deployments/{deployment_id}/agents"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/calls"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/calls/{call_id}"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/calls/{call_id}/transcript"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/calls/{call_id}/recording"),
+        ("POST", "/v1/operator/tenants/{tenant_id}/break-glass"),
+        ("GET", "/v1/operator/tenants/{tenant_id}/break-glass"),
+        ("POST", "/v1/operator/tenants/{tenant_id}/break-glass/{grant_id}/revoke"),
+    )
+)
+
+
+def _break_glass_request(s: Any, rt: Any, ids: Ids) -> str:
+    """A pending break-glass request by a new operator, for deployment ``ids.dep``."""
+    from callvault import operators  # noqa: PLC0415
+    from callvault.operators._break_glass import request  # noqa: PLC0415
+
+    op = operators.create_operator(
+        s,
+        name=f"mx-{uuid.uuid4().hex[:12]}",
+        role=operators.OperatorRole.SUPPORT_ENGINEER,
+        created_by="test:matrix",
+    )
+    row = request(
+        s,
+        rt.sealer,
+        rt.audit,
+        operator_id=op.id,
+        tenant_id=ids.tenant,
+        deployment_id=ids.dep,
+        reason="matrix: a support ticket needs a look",
+        ticket_ref="MX-1",
+        duration=timedelta(minutes=30),
+        now=operators.clock_now(),
+        actor=operators.Actor(op.id, "operator"),
+    )
+    return str(row.id)
+
 
 OPS: tuple[Op, ...] = (
     Op("GET", "/healthz", Level.PUBLIC, (), lambda _: "/healthz"),
@@ -449,6 +544,125 @@ OPS: tuple[Op, ...] = (
         ("principal.manage",),
         lambda t: f"/v1/tenant/scim-tokens/{t.scim_token}",
         fresh="scim_token",
+    ),
+    # SSO connections (the login routes under /sso are public and outside the OpenAPI document)
+    Op(
+        "GET",
+        "/v1/tenant/sso/connections",
+        Level.TENANT,
+        ("principal.read",),
+        lambda _: "/v1/tenant/sso/connections",
+    ),
+    Op(
+        "POST",
+        "/v1/tenant/sso/connections",
+        Level.TENANT,
+        ("principal.manage",),
+        lambda _: "/v1/tenant/sso/connections",
+        ok=201,
+        body=lambda t: {
+            "protocol": "oidc",
+            "name": _unique("idp"),
+            "config": sso_double.config(),
+            "role_mappings": [
+                {"group": "g", "role": "qa_reviewer", "scope_kind": "deployment", "scope_id": t.dep}
+            ],
+        },
+    ),
+    Op(
+        "GET",
+        "/v1/tenant/sso/connections/{connection_id}",
+        Level.TENANT_SUB,
+        ("principal.read",),
+        lambda t: f"/v1/tenant/sso/connections/{t.sso_connection}",
+        fresh="sso_connection",
+    ),
+    Op(
+        "PATCH",
+        "/v1/tenant/sso/connections/{connection_id}",
+        Level.TENANT_SUB,
+        ("principal.manage",),
+        lambda t: f"/v1/tenant/sso/connections/{t.sso_connection}",
+        body=lambda _: {"enabled": False},
+        fresh="sso_connection",
+    ),
+    Op(
+        "DELETE",
+        "/v1/tenant/sso/connections/{connection_id}",
+        Level.TENANT_SUB,
+        ("principal.manage",),
+        lambda t: f"/v1/tenant/sso/connections/{t.sso_connection}",
+        ok=204,
+        fresh="sso_connection",
+    ),
+    # browser sessions (issue 7): the caller's own session routes answer 401 without a cookie
+    Op("GET", "/v1/session", Level.PUBLIC, (), lambda _: "/v1/session", ok=401),
+    Op("POST", "/v1/session/logout", Level.PUBLIC, (), lambda _: "/v1/session/logout", ok=401),
+    Op(
+        "POST",
+        "/v1/session/recovery",
+        Level.PUBLIC,
+        (),
+        lambda _: "/v1/session/recovery",
+        ok=401,
+        body=lambda t: {
+            "tenant_id": t.tenant,
+            "principal_id": t.principal,
+            "code": "AAAAA-AAAAA-AAAAA-AAAAA",
+        },
+    ),
+    Op(
+        "GET",
+        "/v1/tenant/sessions",
+        Level.TENANT,
+        ("principal.read",),
+        lambda _: "/v1/tenant/sessions",
+    ),
+    Op(
+        "DELETE",
+        "/v1/tenant/sessions/{session_id}",
+        Level.TENANT_SUB,
+        ("principal.manage",),
+        lambda t: f"/v1/tenant/sessions/{t.session}",
+        ok=204,
+        fresh="session",
+    ),
+    Op(
+        "DELETE",
+        "/v1/tenant/principals/{principal_id}/sessions",
+        Level.TENANT_SUB,
+        ("principal.manage",),
+        lambda t: f"/v1/tenant/principals/{t.principal}/sessions",
+    ),
+    Op(
+        "GET",
+        "/v1/tenant/session-policy",
+        Level.TENANT,
+        ("tenant.read",),
+        lambda _: "/v1/tenant/session-policy",
+    ),
+    Op(
+        "PATCH",
+        "/v1/tenant/session-policy",
+        Level.TENANT,
+        ("tenant.update",),
+        lambda _: "/v1/tenant/session-policy",
+        body=lambda _: {"idle_timeout_minutes": 25},
+    ),
+    Op(
+        "GET",
+        "/v1/tenant/recovery-codes",
+        Level.TENANT,
+        ("principal.grant_owner",),
+        lambda _: "/v1/tenant/recovery-codes",
+    ),
+    Op(
+        "POST",
+        "/v1/tenant/recovery-codes",
+        Level.TENANT,
+        ("principal.grant_owner",),
+        lambda _: "/v1/tenant/recovery-codes",
+        ok=201,
     ),
     # principals and keys
     Op("GET", "/v1/principals", Level.TENANT, ("principal.read",), lambda _: "/v1/principals"),
@@ -705,6 +919,8 @@ OPS: tuple[Op, ...] = (
         ok=204,
         fresh="sink",
     ),
+    *_BREAK_GLASS_OPS,
+    *_OPERATOR_OPS,
 )
 
 
@@ -712,6 +928,8 @@ def expected_status(op: Op, role: str, scope: str, target: str) -> int:
     """The status the intended policy gives ``role`` bound at ``scope`` for ``op`` on ``target``."""
     if op.level in (Level.PUBLIC, Level.LISTED):
         return op.ok
+    if op.level is Level.OPERATOR:
+        return 401
     if target == "other" and op.level is not Level.TENANT_SUB:
         return 404  # the resource's scope cannot even be established from another tenant
     # Routes on something inside the caller's own tenant decide on that tenant first; with
@@ -792,8 +1010,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             payment_connector_url=pay.url,
             payment_connector_secret=SECRET,
             payment_connector_ca_file=pay.ca_file,
+            public_base_url="https://cv.example.test",
         ) as inst,
     ):
+        inst.client.app.app.state.sso_adapters = sso_double.adapters()  # type: ignore[attr-defined]
         a, b = inst.world.a, inst.world.b
         add_card_tokens(inst.rt, a)
         add_card_tokens(inst.rt, b)
@@ -823,10 +1043,13 @@ def _missing(ids: Ids) -> Ids:
         dep_v1=secrets.token_hex(32),
         agent_v1=secrets.token_hex(32),
         card="tok_" + "b" * 26,
+        sso_connection=sso.new_connection_id(),
+        break_glass="bgr_" + new_id("prn")[4:],
+        session="ses_" + "b" * 26,
     )
 
 
-def _fresh(env: Env, op: Op, ids: Ids) -> Ids:
+def _fresh(env: Env, op: Op, ids: Ids) -> Ids:  # noqa: PLR0911 - one branch per fresh kind
     """A new call or principal for requests that would otherwise change the shared ones."""
     rt = env.inst.rt
     tenant = ids.tenant
@@ -850,6 +1073,30 @@ def _fresh(env: Env, op: Op, ids: Ids) -> Ids:
                 s, tenant, label="fresh", ttl=timedelta(days=1), created_by="test:matrix"
             )
             return replace(ids, scim_token=issued.id)
+        if op.fresh == "sso_connection":
+            store = sso.ConnectionStore(
+                rt.keys, rt.sealer, sso_double.adapters(), rt.settings.public_base_url
+            )
+            conn = store.create(
+                s,
+                tenant,
+                sso.ConnectionInput(protocol="oidc", name="fresh", config=sso_double.config()),
+                actor="test:matrix",
+            )
+            return replace(ids, sso_connection=conn.id)
+        if op.fresh == "break_glass":
+            return replace(ids, break_glass=_break_glass_request(s, rt, ids))
+        if op.fresh == "session":
+            user = access.create_principal(s, tenant, kind="user", name=_unique("browser"))
+            opened = sessions.open_session(
+                s,
+                tenant_id=tenant,
+                principal_id=user.id,
+                method="oidc",
+                connection_id=sso.new_connection_id(),
+                now=datetime.now(UTC),
+            )
+            return replace(ids, session=opened.id)
         if op.fresh == "sink":
             sink = rt.sinks.create(
                 s, tenant, kind="webhook", name="fresh", config=_SINK_CONFIG, secret=_SINK_SECRET

@@ -166,26 +166,7 @@ def read_transcript(
         action = Action.TRANSCRIPT_READ if view == "full" else Action.TRANSCRIPT_READ_REDACTED
         grant = ctx.enforce(action, res)
         t = calls.read_transcript(s, ctx.rt.sealer, grant, row)
-        return schemas.TranscriptOut(
-            call_id=t.call_id,
-            view="redacted" if t.redacted else "full",
-            caller_number=t.caller_number,
-            segments=[
-                schemas.SegmentOut(
-                    seq=x.seq,
-                    speaker=x.segment.speaker,
-                    start_ms=x.segment.start_ms,
-                    end_ms=x.segment.end_ms,
-                    is_final=x.segment.is_final,
-                    text=x.segment.text,
-                    words=[
-                        schemas.WordOut(text=w.text, start_ms=w.start_ms, end_ms=w.end_ms)
-                        for w in x.segment.words
-                    ],
-                )
-                for x in t.segments
-            ],
-        )
+        return schemas.TranscriptOut.of(t)
 
 
 @router.get(
