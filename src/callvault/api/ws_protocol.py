@@ -124,7 +124,7 @@ class _Messages:
             self._waiters.append(waiter)
             try:
                 await waiter
-            except BaseException:
+            except BaseException:  # cancellation too: drop the waiter, hand on a wake-up, re-raise
                 waiter.cancel()
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
