@@ -143,11 +143,22 @@ class SpRemote:
     signature_algorithm: str = "sha256"
     #: PEM certificate of our SP to encrypt the assertion to; None: not encrypted.
     encrypt_to_cert: str | None = None
+    #: PEM certificate our SP signs AuthnRequests with; set: the IdP refuses unsigned ones.
+    require_requests_signed_by: str | None = None
     name_id_format: str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 
 
 def _php_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _php_key(cert_pem: str, *, use: str) -> str:
+    body = "".join(line for line in cert_pem.splitlines() if "-----" not in line)
+    return (
+        f"['encryption' => {_php_bool(value=use == 'encryption')},"
+        f" 'signing' => {_php_bool(value=use == 'signing')},"
+        f" 'type' => 'X509Certificate', 'X509Certificate' => {_php_str(body)}]"
+    )
 
 
 def _php_bool(*, value: bool) -> str:
@@ -318,17 +329,15 @@ $metadata[{key}] = [
                 f"    'signature.algorithm' => {_php_str(_SIG_ALGS[sp.signature_algorithm])},",
                 f"    'attributes.NameFormat' => {_php_str(_ATTR_BASIC)},",
             ]
+            keys = []
             if sp.encrypt_to_cert is not None:
-                body = "".join(
-                    line for line in sp.encrypt_to_cert.splitlines() if "-----" not in line
-                )
-                lines += [
-                    "    'assertion.encryption' => true,",
-                    (
-                        "    'keys' => [['encryption' => true, 'signing' => false,"
-                        f" 'type' => 'X509Certificate', 'X509Certificate' => {_php_str(body)}]],"
-                    ),
-                ]
+                lines.append("    'assertion.encryption' => true,")
+                keys.append(_php_key(sp.encrypt_to_cert, use="encryption"))
+            if sp.require_requests_signed_by is not None:
+                lines.append("    'validate.authnrequest' => true,")
+                keys.append(_php_key(sp.require_requests_signed_by, use="signing"))
+            if keys:
+                lines.append("    'keys' => [" + ", ".join(keys) + "],")
             entries.append(f"$metadata[{_php_str(sp.entity_id)}] = [\n" + "\n".join(lines) + "\n];")
         text = "<?php\n" + "\n".join(entries) + "\n"
         tmp = self.dir / "metadata" / "saml20-sp-remote.php.tmp"

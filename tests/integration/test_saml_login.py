@@ -160,7 +160,11 @@ def test_encrypted_assertion_is_decrypted_with_the_sp_key(
     adapter: SamlAdapter, idp_a: SimpleSamlIdp, conn: SpConnection
 ) -> None:
     captured = sp_initiated_login(
-        adapter, idp_a, conn, knobs={"encrypt_to_cert": conn.keys.cert_pem}
+        adapter,
+        idp_a,
+        conn,
+        knobs={"encrypt_to_cert": conn.keys.cert_pem},
+        overrides={"allow_cbc_encryption": True},
     )
     assert b"EncryptedAssertion" in captured.xml
     assert b"alice@customer.example" not in captured.xml
@@ -180,7 +184,7 @@ def test_encrypted_assertion_with_response_only_signing_when_allowed(
             "sign_assertion": False,
             "sign_response": True,
         },
-        overrides={"signing": "response"},
+        overrides={"signing": "response", "allow_cbc_encryption": True},
     )
     assert captured.finish(adapter).subject == "alice"
 
@@ -189,10 +193,72 @@ def test_encrypted_assertion_to_another_key_is_rejected(
     adapter: SamlAdapter, idp_a: SimpleSamlIdp, conn: SpConnection
 ) -> None:
     other = KeyPair.generate("someone else")
-    captured = sp_initiated_login(adapter, idp_a, conn, knobs={"encrypt_to_cert": other.cert_pem})
+    captured = sp_initiated_login(
+        adapter,
+        idp_a,
+        conn,
+        knobs={"encrypt_to_cert": other.cert_pem},
+        overrides={"allow_cbc_encryption": True},
+    )
     with pytest.raises(SsoError) as exc:
         captured.finish(adapter)
     assert _reason(exc) == "decryption"
+
+
+def test_cbc_encrypted_assertion_is_refused_unless_the_connection_allows_it(
+    adapter: SamlAdapter, idp_a: SimpleSamlIdp, conn: SpConnection
+) -> None:
+    # SimpleSAMLphp 1.x (like ADFS) encrypts assertions with AES-CBC.
+    captured = sp_initiated_login(
+        adapter, idp_a, conn, knobs={"encrypt_to_cert": conn.keys.cert_pem}
+    )
+    assert b"xmlenc#aes128-cbc" in captured.xml
+    with pytest.raises(SsoError) as exc:
+        captured.finish(adapter)
+    assert _reason(exc) == "weak-algorithm"
+
+
+def test_signed_authn_request_is_accepted_by_an_idp_that_requires_signatures(
+    adapter: SamlAdapter, idp_a: SimpleSamlIdp, conn: SpConnection
+) -> None:
+    captured = sp_initiated_login(
+        adapter,
+        idp_a,
+        conn,
+        knobs={"require_requests_signed_by": conn.keys.cert_pem},
+        overrides={"sign_authn_requests": True},
+    )
+    assert captured.finish(adapter).subject == "alice"
+
+
+def _idp_page_for_request(
+    adapter: SamlAdapter, idp: SimpleSamlIdp, conn: SpConnection, **overrides: object
+) -> str:
+    """The IdP's answer to our AuthnRequest (a login form, or its error page)."""
+    config = adapter.parse_config(conn.raw_config(idp, **overrides))
+    start = adapter.start_login(config, tenant_id=conn.tenant_id, connection_id=conn.connection_id)
+    with httpx.Client(follow_redirects=True, timeout=10.0) as browser:
+        return browser.get(start.redirect_url).text
+
+
+def test_unsigned_authn_request_is_refused_by_an_idp_that_requires_signatures(
+    adapter: SamlAdapter, idp_a: SimpleSamlIdp, conn: SpConnection
+) -> None:
+    # The control for the test above: the IdP really checks the signature.
+    idp_a.register_sp(conn.remote(require_requests_signed_by=conn.keys.cert_pem))
+    page = _idp_page_for_request(adapter, idp_a, conn)
+    assert "AuthState" not in page
+    assert "no signature found on message" in page
+
+
+def test_authn_request_signed_with_another_key_is_refused_by_the_idp(
+    adapter: SamlAdapter, idp_a: SimpleSamlIdp, conn: SpConnection
+) -> None:
+    other = KeyPair.generate("someone else")
+    idp_a.register_sp(conn.remote(require_requests_signed_by=other.cert_pem))
+    signed = _idp_page_for_request(adapter, idp_a, conn, sign_authn_requests=True)
+    assert "AuthState" not in signed
+    assert "Unable to validate signature on query string" in signed
 
 
 def test_plain_assertion_is_rejected_when_encryption_is_required(

@@ -417,4 +417,5 @@ def saml_sp_metadata(login: SsoLogin, db: Database, tenant_id: str, connection_i
         acs_url=urls.acs_url,
         certificate_pem=cert if isinstance(cert, str) else None,
         name_id_format=fmt if isinstance(fmt, str) else None,
+        signs_requests=conn.config.get("sign_authn_requests") is True,
     )

@@ -1,8 +1,8 @@
 """Our SAML service provider's metadata for one connection (what the customer gives their IdP).
 
 Built from values callvault derives (entity id, ACS URL) and the connection's
-SP certificate, if it has one (published for encryption only: callvault does
-not sign AuthnRequests). Nothing of the IdP's or of the customer's is in it.
+SP certificate, if it has one (published for encryption, and for signing
+when the connection signs its AuthnRequests). Nothing of the IdP's or of the customer's is in it.
 """
 
 from __future__ import annotations
@@ -35,15 +35,23 @@ def _certificate_body(pem: str) -> str:
 
 
 def sp_metadata(
-    *, entity_id: str, acs_url: str, certificate_pem: str | None, name_id_format: str | None
+    *,
+    entity_id: str,
+    acs_url: str,
+    certificate_pem: str | None,
+    name_id_format: str | None,
+    signs_requests: bool = False,
 ) -> bytes:
     """The ``md:EntityDescriptor`` of our SP for one connection, as UTF-8 XML."""
     key = ""
+    signs = bool(certificate_pem) and signs_requests
     if certificate_pem:
-        key = (
-            '<md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
-            f"{_certificate_body(certificate_pem)}"
-            "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+        body = _certificate_body(certificate_pem)
+        uses = ("signing", "encryption") if signs else ("encryption",)
+        key = "".join(
+            f'<md:KeyDescriptor use="{use}"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
+            f"{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+            for use in uses
         )
     name_id = (
         f"<md:NameIDFormat>{_text(name_id_format)}</md:NameIDFormat>" if name_id_format else ""
@@ -52,7 +60,8 @@ def sp_metadata(
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
         f'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID={quoteattr(entity_id)}>'
-        '<md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" '
+        f'<md:SPSSODescriptor AuthnRequestsSigned="{"true" if signs else "false"}" '
+        'WantAssertionsSigned="true" '
         'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
         f"{key}{name_id}"
         '<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '

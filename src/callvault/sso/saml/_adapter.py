@@ -79,7 +79,8 @@ class SamlAdapter:
            before decoding), strict base64, and parses as XML without DTD or
            entities (``_xml.parse_untrusted``) into a ``samlp:Response``.
         3. Every signature, digest, transform and encryption algorithm in it
-           is on our allow-list (SHA-1 and RSA PKCS#1 v1.5 refused).
+           is on our allow-list (SHA-1 and RSA PKCS#1 v1.5 refused; AES-CBC
+           content encryption only where the connection allows it).
         4. The backend verifies the signatures against the IdP metadata's
            certificates only and decrypts an encrypted assertion with the SP key.
         5. Algorithms are checked again on the decrypted document.
@@ -120,11 +121,11 @@ class SamlAdapter:
         if root.tag != qname("samlp", "Response"):
             raise SsoError("SAMLResponse is not a SAML Response", reason="malformed")
         # (3):
-        check_algorithms(root)
+        check_algorithms(root, allow_cbc=cfg.allow_cbc_encryption)
         # (4):
         verified = self._backend.verify(cfg, encoded=compact, request_id=request_id)
         # (5):
-        check_algorithms(verified.document)
+        check_algorithms(verified.document, allow_cbc=cfg.allow_cbc_encryption)
         if cfg.require_encrypted_assertion and not verified.encrypted:
             raise SsoError("the connection requires an encrypted assertion", reason="encryption")
         # (6):

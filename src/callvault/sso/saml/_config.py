@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import Any, Final, Literal
 
 import xmlsec
+from cryptography import x509
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from callvault.errors import SsoConfigError
@@ -41,6 +43,11 @@ class _Raw(BaseModel):
     signing: Signing = "assertion"
     clock_skew_seconds: int = Field(default=DEFAULT_CLOCK_SKEW_S, ge=0, le=MAX_CLOCK_SKEW_S)
     require_encrypted_assertion: bool = False
+    #: AES-CBC content encryption in encrypted assertions (ADFS and SimpleSAMLphp
+    #: 1.x default to it); off: only AES-GCM is accepted.
+    allow_cbc_encryption: bool = False
+    #: Sign AuthnRequests (HTTP-Redirect binding, RSA-SHA256) with the SP key.
+    sign_authn_requests: bool = False
     name_id_format: str = Field(default=NAMEID_UNSPECIFIED, min_length=1, max_length=256)
     email_attribute: str | None = Field(default="email", min_length=1, max_length=256)
     display_name_attribute: str | None = Field(default="displayName", min_length=1, max_length=256)
@@ -67,6 +74,8 @@ class SamlConfig:
     signing: Signing
     clock_skew: timedelta
     require_encrypted_assertion: bool
+    allow_cbc_encryption: bool
+    sign_authn_requests: bool
     name_id_format: str
     email_attribute: str | None
     display_name_attribute: str | None
@@ -89,6 +98,14 @@ def _check_pem(pem: str, *, fmt: int, field: str) -> None:
         xmlsec.Key.from_memory(pem.encode(), fmt, None)
     except xmlsec.Error as exc:
         raise SsoConfigError("PEM could not be loaded", field=field) from exc
+
+
+def _is_rsa_certificate(pem: str) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return False
+    return cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5
 
 
 def parse_saml_config(raw: Mapping[str, Any]) -> SamlConfig:
@@ -124,6 +141,16 @@ def parse_saml_config(raw: Mapping[str, Any]) -> SamlConfig:
             "encrypted assertions need an SP key and certificate",
             field="require_encrypted_assertion",
         )
+    if cfg.sign_authn_requests:
+        if cert is None:
+            raise SsoConfigError(
+                "signed AuthnRequests need an SP key and certificate",
+                field="sign_authn_requests",
+            )
+        if not _is_rsa_certificate(cert):
+            raise SsoConfigError(
+                "signed AuthnRequests need an RSA SP key", field="sign_authn_requests"
+            )
     if cfg.sp_entity_id == idp.entity_id:
         raise SsoConfigError("SP and IdP entity ids must differ", field="sp_entity_id")
     return SamlConfig(
@@ -134,6 +161,8 @@ def parse_saml_config(raw: Mapping[str, Any]) -> SamlConfig:
         signing=cfg.signing,
         clock_skew=timedelta(seconds=cfg.clock_skew_seconds),
         require_encrypted_assertion=cfg.require_encrypted_assertion,
+        allow_cbc_encryption=cfg.allow_cbc_encryption,
+        sign_authn_requests=cfg.sign_authn_requests,
         name_id_format=cfg.name_id_format,
         email_attribute=cfg.email_attribute,
         display_name_attribute=cfg.display_name_attribute,

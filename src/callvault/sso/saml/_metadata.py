@@ -17,6 +17,10 @@
    these certificates will ever verify a response of this connection; the
    metadata's own signature, if any, is not relied on (the administrator's
    upload or an https fetch is the trust anchor).
+6. No ``validUntil`` on the entities wrapper, the entity or its IdP role is
+   in the past (SAML Metadata §2.3.1; expired metadata stops logins until an
+   administrator uploads or fetches a current document), and each one that
+   is present is a valid ``xs:dateTime``.
 
 Any failure is ``SsoConfigError(field=...)`` with a message that never
 quotes the metadata.
@@ -29,6 +33,7 @@ import binascii
 import ipaddress
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -123,9 +128,27 @@ def _signing_certs(idp: etree._Element) -> tuple[str, ...]:
     return tuple(certs)
 
 
-def parse_idp_metadata(xml: bytes | str) -> IdpMetadata:
-    """Steps (1)-(5) of the module docstring."""
+def _check_valid_until(elements: list[etree._Element], now: datetime) -> None:
+    for element in elements:
+        raw = element.get("validUntil")
+        if raw is None:
+            continue
+        try:
+            until = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise SsoConfigError(
+                "IdP metadata validUntil is not a dateTime", field=_FIELD
+            ) from None
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        if until <= now:
+            raise SsoConfigError("IdP metadata has expired (validUntil)", field=_FIELD)
+
+
+def parse_idp_metadata(xml: bytes | str, *, now: datetime | None = None) -> IdpMetadata:
+    """Steps (1)-(6) of the module docstring (``now`` defaults to the clock)."""
     data = xml.encode() if isinstance(xml, str) else xml
+    dated: list[etree._Element] = []
     # (1):
     try:
         root = parse_untrusted(data, max_bytes=MAX_METADATA_BYTES)
@@ -142,6 +165,7 @@ def parse_idp_metadata(xml: bytes | str) -> IdpMetadata:
             raise SsoConfigError(
                 "IdP metadata must describe exactly one identity provider", field=_FIELD
             )
+        dated.append(root)
         root = entities[0]
     if root.tag != qname("md", "EntityDescriptor"):
         raise SsoConfigError("IdP metadata root must be an EntityDescriptor", field=_FIELD)
@@ -170,6 +194,8 @@ def parse_idp_metadata(xml: bytes | str) -> IdpMetadata:
     sso_url = check_url(locations[0], field=_FIELD)
     # (5):
     certs = _signing_certs(idp)
+    # (6):
+    _check_valid_until([*dated, root, idp], now or datetime.now(UTC))
     return IdpMetadata(entity_id=entity_id, sso_url=sso_url, signing_certs=certs)
 
 

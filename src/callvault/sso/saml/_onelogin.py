@@ -22,9 +22,11 @@ reason code; the library's message (which quotes response values) is dropped.
 
 from __future__ import annotations
 
+import base64
 import urllib.parse
 from typing import Any, Final
 
+import xmlsec
 from onelogin.saml2.authn_request import (  # type: ignore[import-untyped]  # python3-saml ships no type information
     OneLogin_Saml2_Authn_Request,
 )
@@ -130,6 +132,25 @@ def _settings(config: SamlConfig) -> Any:
     return OneLogin_Saml2_Settings(settings, sp_validation_only=False)
 
 
+def _signed_query(config: SamlConfig, query: str) -> str:
+    """SAML Bindings §3.4.4.1: RSA-SHA256 over ``SAMLRequest=…&SigAlg=…`` exactly as sent."""
+    key = config.sp_private_key_pem
+    if key is None:
+        raise SsoError("signed AuthnRequests need an SP key", reason="config")
+    signed = f"{query}&{urllib.parse.urlencode({'SigAlg': C.RSA_SHA256})}"
+    try:
+        ctx = xmlsec.SignatureContext()
+        ctx.key = xmlsec.Key.from_memory(
+            key.get_secret_value().encode(), xmlsec.constants.KeyDataFormatPem, None
+        )
+        signature = ctx.sign_binary(signed.encode("ascii"), xmlsec.constants.TransformRsaSha256)
+    except xmlsec.Error as exc:
+        raise SsoError(
+            f"AuthnRequest could not be signed ({type(exc).__name__})", reason="config"
+        ) from None
+    return f"{signed}&{urllib.parse.urlencode({'Signature': base64.b64encode(signature)})}"
+
+
 def _request_data(acs_url: str, encoded: str) -> dict[str, Any]:
     parts = urllib.parse.urlsplit(acs_url)
     return {
@@ -145,7 +166,8 @@ class OneLoginBackend:
     """python3-saml 1.16 behind :class:`~callvault.sso.saml._backend.SamlBackend`."""
 
     def authn_request(self, config: SamlConfig) -> AuthnRequest:
-        """An unsigned AuthnRequest, deflated and base64-encoded into the IdP's SSO URL."""
+        """An AuthnRequest, deflated and base64-encoded into the IdP's SSO URL; signed
+        (redirect binding) when the connection says so."""
         try:
             request = OneLogin_Saml2_Authn_Request(_settings(config), set_nameid_policy=True)
             encoded = request.get_request()
@@ -156,6 +178,8 @@ class OneLoginBackend:
             ) from None
         sep = "&" if urllib.parse.urlsplit(config.idp.sso_url).query else "?"
         query = urllib.parse.urlencode({"SAMLRequest": encoded})
+        if config.sign_authn_requests:
+            query = _signed_query(config, query)
         return AuthnRequest(request_id=request_id, redirect_url=f"{config.idp.sso_url}{sep}{query}")
 
     def verify(self, config: SamlConfig, *, encoded: str, request_id: str) -> VerifiedDocument:

@@ -14,7 +14,10 @@ decrypted response):
    XSLT or base64 transforms that make a signature cover less than its
    element, or run code).
 4. Every ``xenc:EncryptionMethod`` is RSA-OAEP (never RSA PKCS#1 v1.5, the
-   Bleichenbacher oracle) for keys, AES-CBC/GCM for data.
+   Bleichenbacher oracle) for keys, AES-GCM for data; AES-CBC only when the
+   connection allows it (``allow_cbc_encryption``: ADFS and SimpleSAMLphp 1.x
+   encrypt with CBC, and unauthenticated CBC is what the XML Encryption
+   padding-oracle attacks of Jager and Somorovsky (CCS 2011) exploit).
 
 :func:`signature_covers` decides whether a verified signature covers an
 element (used by the response checks for the ``signing`` policy):
@@ -69,14 +72,19 @@ _KEY_TRANSPORT: Final = frozenset(
         "http://www.w3.org/2009/xmlenc11#rsa-oaep",
     }
 )
-_BLOCK_CIPHERS: Final = frozenset(
+_AEAD_CIPHERS: Final = frozenset(
+    {
+        "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+        "http://www.w3.org/2009/xmlenc11#aes192-gcm",
+        "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    }
+)
+#: Accepted only where the connection says so (``allow_cbc_encryption``).
+_CBC_CIPHERS: Final = frozenset(
     {
         "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
         "http://www.w3.org/2001/04/xmlenc#aes192-cbc",
         "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
-        "http://www.w3.org/2009/xmlenc11#aes128-gcm",
-        "http://www.w3.org/2009/xmlenc11#aes192-gcm",
-        "http://www.w3.org/2009/xmlenc11#aes256-gcm",
     }
 )
 
@@ -88,8 +96,9 @@ def _all(root: etree._Element, xpath: str) -> list[etree._Element]:
     return [e for e in found if isinstance(e, etree._Element)]
 
 
-def check_algorithms(root: etree._Element) -> None:
+def check_algorithms(root: etree._Element, *, allow_cbc: bool = False) -> None:
     """Steps (1)-(4) of the module docstring; ``SsoError`` on the first refusal."""
+    ciphers = _AEAD_CIPHERS | _CBC_CIPHERS if allow_cbc else _AEAD_CIPHERS
     # (1):
     for node in _all(root, "//ds:SignatureMethod"):
         if node.get("Algorithm") not in _SIGNATURE_METHODS:
@@ -110,7 +119,7 @@ def check_algorithms(root: etree._Element) -> None:
         if node.get("Algorithm") not in _KEY_TRANSPORT:
             raise SsoError("key transport algorithm refused", reason="weak-algorithm")
     for node in _all(root, "//xenc:EncryptedData/xenc:EncryptionMethod"):
-        if node.get("Algorithm") not in _BLOCK_CIPHERS:
+        if node.get("Algorithm") not in ciphers:
             raise SsoError("content encryption algorithm refused", reason="weak-algorithm")
 
 

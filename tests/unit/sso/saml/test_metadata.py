@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -33,6 +34,45 @@ def test_several_signing_certificates_are_kept_for_rollover(
 def test_encryption_only_certificates_are_not_signing_certificates(idp_keys: KeyPair) -> None:
     with pytest.raises(SsoConfigError) as exc:
         parse_idp_metadata(metadata(idp_keys.cert_b64, use="encryption"))
+    assert exc.value.field == "idp_metadata_xml"
+
+
+def _dated(doc: str, until: str, *, on: str = "md:EntityDescriptor") -> str:
+    return doc.replace(f"<{on} ", f'<{on} validUntil="{until}" ', 1)
+
+
+def test_metadata_valid_until_in_the_future_is_accepted(idp_keys: KeyPair) -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    doc = _dated(metadata(idp_keys.cert_b64), "2026-12-01T00:00:00Z")
+    assert parse_idp_metadata(doc, now=now).entity_id == "https://idp.example.com/saml"
+
+
+@pytest.mark.parametrize("on", ["md:EntityDescriptor", "md:IDPSSODescriptor"])
+def test_expired_metadata_is_refused(idp_keys: KeyPair, on: str) -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    doc = _dated(metadata(idp_keys.cert_b64), "2026-11-28T11:59:59.5Z", on=on)
+    with pytest.raises(SsoConfigError) as exc:
+        parse_idp_metadata(doc, now=now)
+    assert exc.value.field == "idp_metadata_xml"
+    assert "expired" in exc.value.message
+
+
+def test_expired_entities_wrapper_is_refused(idp_keys: KeyPair) -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    inner = metadata(idp_keys.cert_b64)
+    doc = (
+        '<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"'
+        f' validUntil="2026-11-01T00:00:00Z">{inner}</md:EntitiesDescriptor>'
+    )
+    assert parse_idp_metadata(doc.replace("2026-11-01", "2026-12-01"), now=now)
+    with pytest.raises(SsoConfigError):
+        parse_idp_metadata(doc, now=now)
+
+
+@pytest.mark.parametrize("bad", ["tomorrow", "", "2026-13-01T00:00:00Z"])
+def test_malformed_valid_until_is_refused(idp_keys: KeyPair, bad: str) -> None:
+    with pytest.raises(SsoConfigError) as exc:
+        parse_idp_metadata(_dated(metadata(idp_keys.cert_b64), bad))
     assert exc.value.field == "idp_metadata_xml"
 
 

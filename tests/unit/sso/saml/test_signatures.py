@@ -86,8 +86,31 @@ def test_rsa_pkcs1_v15_key_transport_is_refused() -> None:
         "</x:EncryptedData>"
     )
     with pytest.raises(SsoError) as exc:
-        check_algorithms(_doc(extra=extra))
+        check_algorithms(_doc(extra=extra), allow_cbc=True)
     assert exc.value.reason == "weak-algorithm"
+
+
+def _encrypted(data_alg: str) -> str:
+    xenc = "http://www.w3.org/2001/04/xmlenc#"
+    return (
+        f'<x:EncryptedData xmlns:x="{xenc}"><x:EncryptionMethod Algorithm="{data_alg}"/>'
+        f'<x:EncryptedKey><x:EncryptionMethod Algorithm="{xenc}rsa-oaep-mgf1p"/></x:EncryptedKey>'
+        "</x:EncryptedData>"
+    )
+
+
+@pytest.mark.parametrize("bits", [128, 192, 256])
+def test_gcm_content_encryption_is_accepted(bits: int) -> None:
+    check_algorithms(_doc(extra=_encrypted(f"http://www.w3.org/2009/xmlenc11#aes{bits}-gcm")))
+
+
+@pytest.mark.parametrize("bits", [128, 192, 256])
+def test_cbc_content_encryption_needs_the_connections_consent(bits: int) -> None:
+    doc = _doc(extra=_encrypted(f"http://www.w3.org/2001/04/xmlenc#aes{bits}-cbc"))
+    with pytest.raises(SsoError) as exc:
+        check_algorithms(doc)
+    assert exc.value.reason == "weak-algorithm"
+    check_algorithms(doc, allow_cbc=True)
 
 
 def test_triple_des_content_encryption_is_refused() -> None:
@@ -97,7 +120,7 @@ def test_triple_des_content_encryption_is_refused() -> None:
         f'<x:EncryptionMethod Algorithm="{xenc}tripledes-cbc"/></x:EncryptedData>'
     )
     with pytest.raises(SsoError) as exc:
-        check_algorithms(_doc(extra=extra))
+        check_algorithms(_doc(extra=extra), allow_cbc=True)
     assert exc.value.reason == "weak-algorithm"
 
 

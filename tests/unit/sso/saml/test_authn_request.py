@@ -1,0 +1,149 @@
+"""Signed AuthnRequests (HTTP-Redirect binding) and the SP metadata that announces them."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import urllib.parse
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: TID251 - the test plays the IdP: it verifies our RSA redirect signature and makes an EC SP key, neither of which callvault.crypto.hazmat offers
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: TID251 - same: test-only IdP-side verification
+from cryptography.x509.oid import NameOID
+
+from callvault.errors import SsoConfigError
+from callvault.sso._sp_metadata import sp_metadata
+from callvault.sso.saml import SamlAdapter
+from tests.integration.simplesamlphp import KeyPair
+from tests.unit.sso.saml.conftest import metadata
+
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+
+
+def _raw(idp_keys: KeyPair, sp_keys: KeyPair, **overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "sp_entity_id": "https://callvault.example/sso/t1/c1",
+        "acs_url": "https://callvault.example/sso/t1/c1/saml/acs",
+        "idp_metadata_xml": metadata(idp_keys.cert_b64),
+        "sp_private_key_pem": sp_keys.key_pem,
+        "sp_certificate_pem": sp_keys.cert_pem,
+    }
+    raw.update(overrides)
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def _redirect(idp_keys: KeyPair, sp_keys: KeyPair, **overrides: Any) -> str:
+    adapter = SamlAdapter()
+    cfg = adapter.parse_config(_raw(idp_keys, sp_keys, **overrides))
+    return adapter.start_login(cfg, tenant_id="t1", connection_id="c1").redirect_url
+
+
+def _verify(cert_pem: str, query: str) -> None:
+    """What the IdP does (SAML Bindings §3.4.4.1): verify over the raw query as received."""
+    signed, _, sig = query.rpartition("&Signature=")
+    public = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(
+        base64.b64decode(urllib.parse.unquote_plus(sig)),
+        signed.encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
+
+
+def test_authn_requests_are_unsigned_by_default(idp_keys: KeyPair, sp_keys: KeyPair) -> None:
+    query = urllib.parse.urlsplit(_redirect(idp_keys, sp_keys)).query
+    assert [k for k, _ in urllib.parse.parse_qsl(query)] == ["SAMLRequest"]
+
+
+def test_signed_authn_request_verifies_with_the_sp_certificate(
+    idp_keys: KeyPair, sp_keys: KeyPair
+) -> None:
+    url = _redirect(idp_keys, sp_keys, sign_authn_requests=True)
+    assert url.startswith("https://idp.example.com/sso?SAMLRequest=")
+    query = urllib.parse.urlsplit(url).query
+    params = urllib.parse.parse_qsl(query)
+    assert [k for k, _ in params] == ["SAMLRequest", "SigAlg", "Signature"]
+    assert dict(params)["SigAlg"] == RSA_SHA256
+    _verify(sp_keys.cert_pem, query)
+
+
+def test_signed_authn_request_does_not_verify_once_altered(
+    idp_keys: KeyPair, sp_keys: KeyPair
+) -> None:
+    query = urllib.parse.urlsplit(_redirect(idp_keys, sp_keys, sign_authn_requests=True)).query
+    altered = query.replace("SAMLRequest=", "SAMLRequest=x", 1)
+    with pytest.raises(InvalidSignature):
+        _verify(sp_keys.cert_pem, altered)
+    with pytest.raises(InvalidSignature):
+        _verify(idp_keys.cert_pem, query)
+
+
+def test_signing_needs_an_sp_key(idp_keys: KeyPair, sp_keys: KeyPair) -> None:
+    raw = _raw(
+        idp_keys,
+        sp_keys,
+        sp_private_key_pem=None,
+        sp_certificate_pem=None,
+        sign_authn_requests=True,
+    )
+    with pytest.raises(SsoConfigError) as exc:
+        SamlAdapter().parse_config(raw)
+    assert exc.value.field == "sign_authn_requests"
+
+
+def _ec_pair() -> KeyPair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec sp")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+
+
+def test_signing_needs_an_rsa_key(idp_keys: KeyPair) -> None:
+    ec_keys = _ec_pair()
+    adapter = SamlAdapter()
+    assert adapter.parse_config(_raw(idp_keys, ec_keys))  # an EC key may still decrypt
+    with pytest.raises(SsoConfigError) as exc:
+        adapter.parse_config(_raw(idp_keys, ec_keys, sign_authn_requests=True))
+    assert exc.value.field == "sign_authn_requests"
+
+
+def test_defaults_refuse_cbc_and_do_not_sign(idp_keys: KeyPair, sp_keys: KeyPair) -> None:
+    cfg = SamlAdapter().parse_config(_raw(idp_keys, sp_keys))
+    assert cfg.allow_cbc_encryption is False
+    assert cfg.sign_authn_requests is False
+
+
+@pytest.mark.parametrize("signs", [False, True])
+def test_sp_metadata_announces_request_signing(sp_keys: KeyPair, *, signs: bool) -> None:
+    xml = sp_metadata(
+        entity_id="https://callvault.example/sso/t1/c1",
+        acs_url="https://callvault.example/sso/t1/c1/saml/acs",
+        certificate_pem=sp_keys.cert_pem,
+        name_id_format=None,
+        signs_requests=signs,
+    ).decode()
+    assert f'AuthnRequestsSigned="{"true" if signs else "false"}"' in xml
+    assert ('use="signing"' in xml) is signs
+    assert 'use="encryption"' in xml
+    assert xml.count(sp_keys.cert_b64) == (2 if signs else 1)
