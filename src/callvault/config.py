@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -208,6 +209,34 @@ class Settings(BaseSettings):
         le=4_194_304,
         description="Largest form body POSTed to a SAML assertion consumer service.",
     )
+    # Outbound requests to URLs a tenant supplies (callvault.egress; ADR 18), e.g. SAML
+    # IdP metadata by URL. Set by the installation's operator, never by a tenant.
+    egress_allow_cidrs: str = Field(
+        default="",
+        max_length=4096,
+        description="Comma-separated CIDRs of on-premises networks tenant-supplied URLs may "
+        "reach (an IdP behind the firewall); each must lie within 10.0.0.0/8, 172.16.0.0/12, "
+        "192.168.0.0/16, 100.64.0.0/10 or fc00::/7. Loopback, link-local (cloud metadata) "
+        "and other internal addresses are always refused. Default: none.",
+    )
+    egress_allow_ports: str = Field(
+        default="443",
+        max_length=200,
+        pattern=r"^ *[0-9]{1,5} *(, *[0-9]{1,5} *)*$",
+        description="Comma-separated TCP ports tenant-supplied https URLs may name.",
+    )
+    egress_timeout_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=60,
+        description="Total time one outbound request to a tenant-supplied URL may take "
+        "(name lookup, connect, TLS, body).",
+    )
+    egress_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle of extra CAs trusted for tenant-supplied URLs (an on-premises "
+        "IdP's internal CA), in addition to the system trust store.",
+    )
     # Browser sessions (callvault.sessions). Lifetimes are per tenant (its session policy,
     # default 12 h absolute and 30 min idle); these bound the owner recovery-code login.
     session_recovery_max_failures: int = Field(
@@ -260,6 +289,30 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}INGEST_MAX_HOLD_MS must be at least {ENV_PREFIX}INGEST_HOLD_MS"
             )
         return self
+
+    @model_validator(mode="after")
+    def _egress_lists_parse(self) -> Settings:
+        _ = self.egress_allow_networks, self.egress_allowed_ports
+        return self
+
+    @property
+    def egress_allow_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """``CALLVAULT_EGRESS_ALLOW_CIDRS`` parsed (``ValueError`` naming the entry's position)."""
+        from callvault.egress._address import parse_allow_list  # noqa: PLC0415 - httpx and the egress package load only when a list is set
+
+        if not self.egress_allow_cidrs.strip():
+            return ()
+        try:
+            return parse_allow_list(self.egress_allow_cidrs.split(","))
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}EGRESS_ALLOW_CIDRS: {exc}") from None
+
+    @property
+    def egress_allowed_ports(self) -> frozenset[int]:
+        ports = frozenset(int(p) for p in self.egress_allow_ports.split(","))
+        if not all(1 <= p <= 65535 for p in ports):
+            raise ValueError(f"{ENV_PREFIX}EGRESS_ALLOW_PORTS: ports are 1-65535")
+        return ports
 
     @property
     def db_url(self) -> str:

@@ -14,6 +14,12 @@ Writing a connection (:meth:`ConnectionStore.create`, :meth:`ConnectionStore.upd
 1. The configuration MUST NOT set what callvault derives (SP entity id, ACS
    URL, redirect URI: :func:`connection_urls`), and the installation MUST have
    a public base URL to derive them from.
+   A SAML configuration with ``idp_metadata_url`` and no ``idp_metadata_xml``
+   has its metadata fetched (:func:`fetch_metadata_guarded`: through the
+   egress guard, so never from an internal address) and stored in
+   ``idp_metadata_xml``; given both, the upload wins and nothing is fetched.
+   A failed fetch is ``SsoConfigError(field="config.idp_metadata_url")``
+   with a reason code, before anything is written.
 2. The adapter parses the configuration with the derived values added
    (``parse_config``; :class:`SsoConfigError` names the field, prefixed
    ``config.``).
@@ -31,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -42,6 +48,7 @@ from sqlalchemy.orm import Session
 from callvault import tenancy
 from callvault.access import ScopeKind
 from callvault.crypto import SealContext, Sealer
+from callvault.egress import EgressGuard
 from callvault.errors import (
     InvalidInputError,
     NotFoundError,
@@ -51,6 +58,7 @@ from callvault.errors import (
 from callvault.keys import KeyHierarchy
 from callvault.sso._adapter import SsoAdapter
 from callvault.sso._mapping import MappingPolicy, parse_policy
+from callvault.sso._metadata_url import MetadataFetcher, fetch_failed, fetch_metadata_guarded
 from callvault.store.ids import new_id
 from callvault.store.models import (
     SsoConnection,
@@ -210,11 +218,19 @@ class ConnectionStore:
         sealer: Sealer,
         adapters: Mapping[str, SsoAdapter],
         base_url: str | None,
+        *,
+        egress: EgressGuard | None = None,
+        fetch_metadata: MetadataFetcher | None = None,
     ) -> None:
+        """IdP metadata by URL is fetched with ``fetch_metadata`` if given, else
+        :func:`fetch_metadata_guarded` through ``egress`` (default: a guard with the
+        default policy: port 443, no allow-list, system trust; the API passes the
+        installation's, from ``CALLVAULT_EGRESS_*``)."""
         self._keys = keys
         self._sealer = sealer
         self._adapters = adapters
         self._base_url = base_url
+        self._fetch_metadata = fetch_metadata or fetch_metadata_guarded(egress or EgressGuard())
 
     def adapter(self, protocol: str) -> SsoAdapter:
         adapter = self._adapters.get(protocol)
@@ -227,9 +243,30 @@ class ConnectionStore:
 
     # -- checking ----------------------------------------------------------------------
 
+    def _with_metadata(self, data: ConnectionInput) -> ConnectionInput:
+        """Step (1), metadata by URL: fetched when the URL is given without an upload."""
+        url = data.config.get("idp_metadata_url")
+        if (
+            data.protocol != "saml"
+            or url is None
+            or data.config.get("idp_metadata_xml") is not None
+        ):
+            return data  # no URL, or an upload: the upload wins, nothing is fetched
+        if not isinstance(url, str):
+            raise fetch_failed("url")
+        try:
+            xml = self._fetch_metadata(url).decode("utf-8")
+        except UnicodeDecodeError:
+            raise fetch_failed("not-metadata") from None
+        return replace(data, config={**data.config, "idp_metadata_xml": xml})
+
     def _check(
         self, s: Session, tenant_id: str, connection_id: str, data: ConnectionInput
-    ) -> tuple[Any, MappingPolicy]:
+    ) -> tuple[ConnectionInput, Any, MappingPolicy]:
+        """Steps (1)-(3); returns ``data`` with fetched metadata, the parsed config, the policy.
+
+        Nothing is written before this returns, so a fetch (bounded by the egress
+        timeout) never holds a write lock."""
         # (1)
         urls = self.urls(data.protocol, tenant_id, connection_id)
         derived = urls.derived_config()
@@ -243,9 +280,11 @@ class ConnectionStore:
                 "post_login_path must be a path on this installation (starting with one /)",
                 field="post_login_path",
             )
+        adapter = self.adapter(data.protocol)  # unavailable: 503 before any fetch
+        data = self._with_metadata(data)
         # (2)
         try:
-            parsed = self.adapter(data.protocol).parse_config({**data.config, **derived})
+            parsed = adapter.parse_config({**data.config, **derived})
         except SsoConfigError as exc:
             where = f"config.{exc.field}" if exc.field else "config"
             raise SsoConfigError(f"{where} is invalid", field=where) from None
@@ -267,7 +306,7 @@ class ConnectionStore:
                     f"a role mapping names a {kind.value} that does not exist in this tenant",
                     field="role_mappings",
                 ) from None
-        return parsed, policy
+        return data, parsed, policy
 
     # -- writing -----------------------------------------------------------------------
 
@@ -291,7 +330,7 @@ class ConnectionStore:
         self, s: Session, tenant_id: str, data: ConnectionInput, *, actor: str
     ) -> Connection:
         connection_id = new_connection_id()
-        _, policy = self._check(s, tenant_id, connection_id, data)
+        data, _, policy = self._check(s, tenant_id, connection_id, data)
         now = utcnow()
         row = SsoConnection(
             id=connection_id,
@@ -314,7 +353,7 @@ class ConnectionStore:
         row = self._row(s, tenant_id, connection_id)
         if data.protocol != row.protocol:
             raise InvalidInputError("protocol cannot change", field="protocol")
-        _, policy = self._check(s, tenant_id, connection_id, data)
+        data, _, policy = self._check(s, tenant_id, connection_id, data)
         row.name, row.enabled, row.updated_at = data.name, data.enabled, utcnow()
         self._seal(s, row, data, policy)
         s.flush()

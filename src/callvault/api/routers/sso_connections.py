@@ -26,6 +26,7 @@ from callvault.api.blocking import blocking
 from callvault.api.deps import Ctx, CtxDep
 from callvault.audit import AuditEvent, Outcome
 from callvault.audit._entry import OCSF_ENTITY_MANAGEMENT
+from callvault.egress import EgressGuard
 from callvault.errors import Error, NotFoundError
 from callvault.store.ids import is_id
 
@@ -53,7 +54,9 @@ class ConnectionCreate(BaseModel):
 
 class ConnectionPatch(BaseModel):
     """Absent fields stay. ``config`` is merged key by key (``null`` removes a key, so a
-    stored secret is kept unless named); ``default_role``/``link_scim`` ``null`` clears."""
+    stored secret is kept unless named); ``default_role``/``link_scim`` ``null`` clears.
+    A SAML ``config.idp_metadata_url`` without ``idp_metadata_xml`` in the same patch
+    (re)fetches the metadata from it, replacing the stored document."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -100,8 +103,15 @@ class ConnectionOut(BaseModel):
 
 def _store(request: Request, ctx: Ctx) -> sso.ConnectionStore:
     adapters = getattr(request.app.state, "sso_adapters", None) or sso.default_adapters()
+    # IdP metadata by URL goes through the installation's egress guard (CALLVAULT_EGRESS_*);
+    # tests may install a guard of their own on the app, never anything a tenant sends.
+    guard = getattr(request.app.state, "sso_egress_guard", None)
     return sso.ConnectionStore(
-        ctx.rt.keys, ctx.rt.sealer, adapters, ctx.rt.settings.public_base_url
+        ctx.rt.keys,
+        ctx.rt.sealer,
+        adapters,
+        ctx.rt.settings.public_base_url,
+        egress=guard or EgressGuard.from_settings(ctx.rt.settings),
     )
 
 
@@ -232,6 +242,11 @@ def _merged(old: sso.ConnectionInput, patch: ConnectionPatch) -> sso.ConnectionI
                 config.pop(key, None)
             else:
                 config[key] = value
+        if (
+            patch.config.get("idp_metadata_url") is not None
+            and "idp_metadata_xml" not in patch.config
+        ):
+            config.pop("idp_metadata_xml", None)  # the store fetches it again from the URL
     return sso.ConnectionInput(
         protocol=old.protocol,
         name=patch.name if patch.name is not None else old.name,
