@@ -3,6 +3,10 @@
 The export is itself audited (committed before anything is written), then a
 checkpoint is signed over the log as it is, and exactly that prefix is
 streamed page by page into the bundle: memory stays flat at any log size.
+
+The installation log (docs/adr/0017) is exported by the same code, from
+``callvault operators audit export`` only: :func:`export_bundle`, the tenant
+export, refuses its reserved id.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from pathlib import Path
 from callvault.audit._entry import OCSF_API_ACTIVITY, AuditEvent, Outcome
 from callvault.audit._log import AuditLog
 from callvault.audit.bundle import BundleSummary, write_bundle
+from callvault.errors import InvalidInputError
 from callvault.store import Database
+from callvault.store.ids import INSTALLATION_LOG
 
 _PAGE = 5000
 
@@ -21,6 +27,20 @@ _PAGE = 5000
 def export_bundle(
     db: Database, audit: AuditLog, tenant_id: str, out_dir: Path, *, actor: str
 ) -> BundleSummary:
+    """A tenant's log (never the installation log: ``callvault operators audit export``)."""
+    if tenant_id == INSTALLATION_LOG:
+        raise InvalidInputError(
+            "the installation log is not a tenant's; export it with "
+            "`callvault operators audit export`",
+            field="tenant",
+        )
+    return export_log(db, audit, tenant_id, out_dir, actor=actor)
+
+
+def export_log(
+    db: Database, audit: AuditLog, tenant_id: str, out_dir: Path, *, actor: str
+) -> BundleSummary:
+    """Export the log kept under ``tenant_id`` (a tenant's, or the installation log)."""
     audit.append(
         tenant_id,
         AuditEvent(

@@ -22,6 +22,7 @@ from callvault.audit.sinks import SinkTarget, Transport, build_transport, canoni
 from callvault.audit.sinks import parse_sink_config as _parse
 from callvault.crypto import SealContext, Sealer
 from callvault.store import Database, new_id
+from callvault.store.ids import INSTALLATION_LOG
 from callvault.store.models import AuditSink, AuditSinkCursor, Tenant, utcnow
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,14 @@ class SinkStore:
         return bool(getattr(gone, "rowcount", 0))
 
     def targets(self) -> list[SinkTarget]:
-        """Every enabled sink of every tenant, with a (cached) transport; for the dispatcher."""
+        """Every enabled sink of every tenant, with a (cached) transport; for the dispatcher.
+
+        The installation log has no SIEM sinks (docs/adr/0017): it is not visited.
+        """
         with self._db.directory_tx() as session:
-            tenants = list(session.execute(select(Tenant.id)).scalars())
+            tenants = list(
+                session.execute(select(Tenant.id).where(Tenant.id != INSTALLATION_LOG)).scalars()
+            )
         out: list[SinkTarget] = []
         for tenant_id in tenants:
             with self._db.tenant_tx(tenant_id) as session:

@@ -6,12 +6,18 @@ tenants' metadata by role, every request audited in the tenant's own log,
 and no tenant content unless a tenant admin approves a break-glass request:
 one deployment, at most 4 hours, redacted views only, through the tenant's
 own gate.
+
+The realm's own history — operators created, roles changed, disabled and
+enabled, keys issued and revoked, refused operator keys, and a mirror of every
+break-glass step — is the installation audit log (docs/adr/0017): the same
+Merkle log, checkpoints and bundles as a tenant's, under a reserved id.
+Lifecycle changes go through :mod:`callvault.operators._admin` (the CLI).
 """
 
 from datetime import datetime
 
 from callvault.operators import _clock
-from callvault.operators._access import OperatorAccess
+from callvault.operators._access import OperatorAccess, sign_in
 from callvault.operators._authorize import (
     MAX_DURATION,
     ActiveGrant,
@@ -36,11 +42,14 @@ from callvault.operators._break_glass import (
 )
 from callvault.operators._break_glass import get as get_request
 from callvault.operators._realm import (
+    AUTH_FAILURE_REASONS,
     TOKEN_PREFIX,
     IssuedOperatorKey,
     Operator,
+    OperatorAuthError,
     OperatorInfo,
     OperatorRole,
+    activate_operator,
     authenticate_operator,
     create_operator,
     deactivate_operator,
@@ -48,7 +57,9 @@ from callvault.operators._realm import (
     list_operators,
     parse_operator_token,
     revoke_operator_key,
+    set_operator_role,
 )
+from callvault.store.ids import INSTALLATION_LOG
 
 
 def clock_now() -> datetime:
@@ -57,6 +68,8 @@ def clock_now() -> datetime:
 
 
 __all__ = [
+    "AUTH_FAILURE_REASONS",
+    "INSTALLATION_LOG",
     "MAX_DURATION",
     "TOKEN_PREFIX",
     "ActiveGrant",
@@ -66,10 +79,12 @@ __all__ = [
     "Operator",
     "OperatorAccess",
     "OperatorAction",
+    "OperatorAuthError",
     "OperatorDecision",
     "OperatorInfo",
     "OperatorRole",
     "Status",
+    "activate_operator",
     "approve",
     "authenticate_operator",
     "break_glass_principal",
@@ -87,6 +102,8 @@ __all__ = [
     "parse_operator_token",
     "revoke",
     "revoke_operator_key",
+    "set_operator_role",
+    "sign_in",
     "tenant_request",
     "tenant_requests",
     "view",

@@ -20,6 +20,11 @@ Every method of :class:`OperatorAccess` follows the same steps:
 Break-glass expiry is recorded (and audited) on the way in to the tenant
 (:func:`~callvault.operators._break_glass.expire_due`); access itself ends
 at ``expires_at`` by the clock, whether or not that ran.
+
+Before any of that, :func:`sign_in` authenticates the operator's key; a
+refused well-formed key is an entry in the installation log (docs/adr/0017),
+committed before the 401 (503 if it cannot be written). Every read under a
+grant is mirrored there too (``break_glass.use``), committed before content.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from callvault.calls._listen import Playback, open_playback
 from callvault.errors import PermissionDeniedError
 from callvault.operators import _break_glass as bg
 from callvault.operators import _clock
+from callvault.operators import _installation_log as installation_log
 from callvault.operators._authorize import (
     CONTENT,
     OperatorAction,
@@ -45,10 +51,31 @@ from callvault.operators._authorize import (
     break_glass_principal,
     decide,
 )
-from callvault.operators._realm import Operator
+from callvault.operators._realm import Operator, OperatorAuthError, authenticate_operator
 from callvault.runtime import Runtime
+from callvault.store.ids import INSTALLATION_LOG
 from callvault.store.models import Agent, BreakGlassGrant, Call, Deployment, Tenant
 from callvault.store.rows import TenantFields
+
+
+def sign_in(rt: Runtime, token: str, request_id: str | None = None) -> Operator:
+    """The operator ``token`` stands for; a refusal is recorded in the installation log.
+
+    1. Authenticate in a tenantless transaction (:func:`authenticate_operator`).
+    2. On :class:`OperatorAuthError` (a well-formed key that does not
+       authenticate: unknown, bad secret, revoked, expired, operator disabled),
+       append ``authn.operator_key`` (key id, reason code, operator id) to the
+       installation log and wait for its commit, then re-raise (401). If that
+       append fails the request fails with 503 instead: nothing is served
+       either way. A malformed token never reaches a lookup and names no key:
+       it is refused (401) without an entry, as on the tenant side.
+    """
+    try:
+        with rt.db.system_tx() as s:  # (1):
+            return authenticate_operator(s, token)
+    except OperatorAuthError as exc:  # (2):
+        installation_log.record(rt, installation_log.auth_failure(exc, request_id))
+        raise
 
 
 class OperatorAccess:
@@ -110,7 +137,12 @@ class OperatorAccess:
         """Tenants of the installation, oldest first; one audit entry in each one listed."""
         with self.rt.db.directory_tx() as s:
             ids = list(
-                s.execute(select(Tenant.id).order_by(Tenant.created_at).limit(limit)).scalars()
+                s.execute(
+                    select(Tenant.id)
+                    .where(Tenant.id != INSTALLATION_LOG)  # the installation log is no tenant
+                    .order_by(Tenant.created_at)
+                    .limit(limit)
+                ).scalars()
             )
         return [self.tenant(tid) for tid in ids]
 
@@ -223,9 +255,23 @@ class OperatorAccess:
         # (4) the tenant's gate, on the principal the grant lends
         principal = break_glass_principal(self.operator, active)
         resource = Resource.call(tenant_id, row.deployment_id, row.agent_id, row.id)
-        return self.rt.gate.enforce(
+        grant = self.rt.gate.enforce(
             principal, CONTENT[action], resource, request_id=self.request_id
         )
+        # (3) again, in the installation log: the read's mirror, committed before content
+        installation_log.record(
+            self.rt,
+            installation_log.grant_use(
+                self.operator,
+                tenant_id=tenant_id,
+                grant_id=active.id,
+                deployment_id=row.deployment_id,
+                call_id=row.id,
+                read=CONTENT[action].value,
+                request_id=self.request_id,
+            ),
+        )
+        return grant
 
     # -- break-glass requests ------------------------------------------------------------------
 

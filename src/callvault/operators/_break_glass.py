@@ -1,10 +1,11 @@
 """Break-glass requests: asked by an operator, decided by the tenant, ended by the clock.
 
 Every function works inside the caller's tenant transaction and writes its
-audit entry there, last (``AuditLog.append_in``): the change and its entry
-commit together or not at all. The caller MUST have authorized the actor
-(the operator policy for operators; the gate's ``break_glass:*`` actions for
-tenant principals).
+audit entry there, last (``AuditLog.append_in``), right after its mirror in
+the installation log (docs/adr/0017, same transaction): the change, its
+entry and the mirror commit together or not at all. The caller MUST have
+authorized the actor (the operator policy for operators; the gate's
+``break_glass:*`` actions for tenant principals).
 
 Life of a request::
 
@@ -26,11 +27,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from callvault import tenancy
-from callvault.audit import AuditLog
+from callvault.audit import AuditEvent, AuditLog
 from callvault.crypto import Sealer
 from callvault.errors import ConflictError, InvalidInputError, NotFoundError
 from callvault.operators import _clock, _ids
 from callvault.operators._authorize import DECIDE_WITHIN, MAX_DURATION, ActiveGrant
+from callvault.operators._installation_log import mirror_in
 from callvault.operators._records import (
     SYSTEM_ACTOR,
     Actor,
@@ -104,8 +106,14 @@ def request(
     session.add(row)
     session.flush()
     # (4)
-    audit.append_in(session, tenant_id, audit_event("request", row, actor))
+    _audit(session, audit, tenant_id, audit_event("request", row, actor))
     return row
+
+
+def _audit(session: Session, audit: AuditLog, tenant_id: str, *events: AuditEvent) -> None:
+    """A step's entries: mirrored in the installation log, then in the tenant's log, last."""
+    mirror_in(session, audit, tenant_id, *events)
+    audit.append_in(session, tenant_id, *events)
 
 
 def _locked(session: Session, tenant_id: str, grant_id: str) -> BreakGlassGrant:
@@ -183,8 +191,9 @@ def approve(
     row.decided_by = actor.id
     row.expires_at = now + granted
     session.flush()
-    audit.append_in(
+    _audit(
         session,
+        audit,
         tenant_id,
         audit_event("approve", row, actor, requested_minutes=asked // timedelta(minutes=1)),
     )
@@ -208,7 +217,7 @@ def deny(
     row.decided_at = now
     row.decided_by = actor.id
     session.flush()
-    audit.append_in(session, tenant_id, audit_event("deny", row, actor))
+    _audit(session, audit, tenant_id, audit_event("deny", row, actor))
     return row
 
 
@@ -234,7 +243,7 @@ def revoke(
     row.ended_at = now
     row.ended_by = actor.id
     session.flush()
-    audit.append_in(session, tenant_id, audit_event("revoke", row, actor))
+    _audit(session, audit, tenant_id, audit_event("revoke", row, actor))
     return row
 
 
@@ -269,7 +278,7 @@ def expire_due(session: Session, audit: AuditLog, tenant_id: str, now: datetime)
         row.ended_at = row.expires_at if was == Status.APPROVED else row.decide_by
         events.append(audit_event("expire", row, Actor(SYSTEM_ACTOR, "system"), was=was))
     session.flush()
-    audit.append_in(session, tenant_id, *events)
+    _audit(session, audit, tenant_id, *events)
     return sorted(r.id for r in due)
 
 

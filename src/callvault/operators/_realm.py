@@ -8,7 +8,9 @@ their roles are their own (:class:`OperatorRole`). Secrets are 256 random
 bits stored as SHA-256(salt ‖ secret), compared in constant time (ADR 3).
 
 Operators and keys are created from the server's CLI (the installation
-admin), never through the API.
+admin), never through the API. The row functions here are building blocks:
+the CLI changes the realm only through :mod:`callvault.operators._admin`,
+which records each change in the installation audit log (docs/adr/0017).
 """
 
 from __future__ import annotations
@@ -194,6 +196,27 @@ def deactivate_operator(session: Session, operator_id: str) -> list[str]:
     return sorted(revoked)
 
 
+def set_operator_role(session: Session, operator_id: str, role: OperatorRole) -> str:
+    """Give the operator ``role`` (effective on its next request); return the role it had."""
+    row = _operator(session, operator_id)
+    before = row.role
+    row.role = role.value
+    session.flush()
+    return before
+
+
+def activate_operator(session: Session, operator_id: str) -> bool:
+    """Mark a deactivated operator active again; return whether it was inactive.
+
+    Keys revoked when it was deactivated stay revoked: it needs a new key.
+    """
+    row = _operator(session, operator_id)
+    was_inactive = not row.active
+    row.active = True
+    session.flush()
+    return was_inactive
+
+
 def parse_operator_token(token: str) -> tuple[str, bytes]:
     """``(key id, secret)`` of an operator token; :class:`AuthenticationError` if malformed."""
     m = _TOKEN_RE.match(token)
@@ -206,13 +229,40 @@ def parse_operator_token(token: str) -> tuple[str, bytes]:
     return m.group(1), secret
 
 
+class OperatorAuthError(AuthenticationError):
+    """A well-formed operator key that does not authenticate (the same 401 to the caller).
+
+    ``reason`` is a stable code for the installation log (:data:`AUTH_FAILURE_REASONS`);
+    ``key_id`` and ``operator_id`` are ids, never the token or its secret.
+    """
+
+    def __init__(self, reason: str, *, key_id: str, operator_id: str | None = None) -> None:
+        super().__init__("invalid operator key")
+        self.reason = reason
+        self.key_id = key_id
+        self.operator_id = operator_id
+
+
+#: Why an operator key was refused, as :class:`OperatorAuthError` says it.
+AUTH_FAILURE_REASONS = (
+    "unknown-key",
+    "bad-secret",
+    "revoked-key",
+    "expired-key",
+    "operator-disabled",
+    "unknown-role",
+)
+
+
 def authenticate_operator(session: Session, token: str) -> Operator:
     """The operator a bearer token stands for, or :class:`AuthenticationError`.
 
     (1) Parse (operator format only). (2) Look up the key and its operator by
     key id. (3) Compare the salted hash in constant time. (4) Refuse revoked
-    or expired keys and deactivated operators. Every failure says the same;
-    the key id of a failed attempt is logged (never the token).
+    or expired keys and deactivated operators. Every failure says the same to
+    the caller; after step 1 it is an :class:`OperatorAuthError` whose reason
+    code and ids the caller MUST record (``operators.sign_in`` puts them in the
+    installation log). The token is never logged.
     """
     # (1)
     key_id, secret = parse_operator_token(token)
@@ -223,19 +273,27 @@ def authenticate_operator(session: Session, token: str) -> Operator:
         .where(OperatorKey.id == key_id)
     ).one_or_none()
     if row is None:
-        log.warning("operator authentication failed", extra={"key_id": key_id})
-        raise AuthenticationError("invalid operator key")
+        raise _refused("unknown-key", key_id)
     key, operator = row
     # (3)
     if not hmac.compare_digest(key.secret_hash, _hash(key.salt, secret)):
-        log.warning("operator authentication failed", extra={"key_id": key_id})
-        raise AuthenticationError("invalid operator key")
+        raise _refused("bad-secret", key_id, operator.id)
     # (4)
     role = _ROLES.get(operator.role)  # an unknown role (a newer schema?) is no role: refuse
-    if key.revoked_at is not None or key.expires_at <= utcnow() or not operator.active or not role:
-        log.warning("operator authentication failed", extra={"key_id": key_id})
-        raise AuthenticationError("invalid operator key")
+    if not operator.active:  # first: deactivating also revokes every key
+        raise _refused("operator-disabled", key_id, operator.id)
+    if key.revoked_at is not None:
+        raise _refused("revoked-key", key_id, operator.id)
+    if key.expires_at <= utcnow():
+        raise _refused("expired-key", key_id, operator.id)
+    if not role:
+        raise _refused("unknown-role", key_id, operator.id)
     return Operator(id=operator.id, role=role, key_id=key.id)
+
+
+def _refused(reason: str, key_id: str, operator_id: str | None = None) -> OperatorAuthError:
+    log.warning("operator authentication failed", extra={"key_id": key_id, "reason": reason})
+    return OperatorAuthError(reason, key_id=key_id, operator_id=operator_id)
 
 
 _ROLES = {r.value: r for r in OperatorRole}

@@ -30,6 +30,17 @@ DIRECTORY_SETTING = "callvault.scope"
 _SET_TENANT = text("SELECT set_config(:name, :tenant, true)")
 
 
+def move_transaction(session: Session, tenant_id: str) -> None:
+    """Move ``session``'s open transaction to ``tenant_id`` (the setting is transaction-local).
+
+    PostgreSQL only; SQLite has no second wall. For the one write that MUST span two logs
+    atomically (a break-glass step's mirror in the installation log, docs/adr/0017): the
+    caller MUST move the transaction back to its own tenant before it touches another row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
+
+
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()

@@ -31,6 +31,10 @@ PREFIXES: Final = frozenset(
     }
 )
 ID_PATTERN: Final = r"^[a-z]{2,4}_[a-z2-7]{26}$"
+#: The reserved tenant row that holds the installation's own audit log (docs/adr/0017).
+#: Deliberately *not* an id: it fails ``ID_PATTERN``, so no API key, session cookie,
+#: SCIM token, SSO path or operator route can ever name it.
+INSTALLATION_LOG: Final = "installation"
 VERSION_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 _ID_RE: Final = re.compile(ID_PATTERN)
 

@@ -2,7 +2,8 @@
 
 A tenant's key is malformed here (401), and an operator key is malformed on
 every tenant route. Each request authenticates the operator in a tenantless
-transaction, then works in the named tenant's own transaction through
+transaction (a refused key is an entry in the installation log, docs/adr/0017),
+then works in the named tenant's own transaction through
 :class:`callvault.operators.OperatorAccess`, which decides (operator policy,
 then the tenant's gate for content), audits in that tenant's log, and only
 then serves. Metadata replies carry ids, names, regions, times, statuses and
@@ -48,8 +49,9 @@ class OperatorCall:
         self.request_id = request_id
 
     def access(self) -> operators.OperatorAccess:
-        with self.rt.db.system_tx() as s:
-            operator = operators.authenticate_operator(s, self._token)
+        """Authenticate (a refused key is an installation-log entry, then 401; 503 if that
+        entry cannot be written)."""
+        operator = operators.sign_in(self.rt, self._token, self.request_id)
         return operators.OperatorAccess(self.rt, operator, self.request_id)
 
     async def run(self, fn: Callable[[operators.OperatorAccess], R]) -> R:
