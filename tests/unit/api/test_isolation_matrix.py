@@ -42,6 +42,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -1001,6 +1002,14 @@ def _ids(tw: TenantWorld, i: int, versions: dict[str, str], principal: str, key:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with matrix_env(tmp_path_factory) as e:
+        yield e
+
+
+@contextmanager
+def matrix_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """The populated installation the matrix runs against (also used by
+    test_isolation_matrix_principals.py, which adds browser users to it)."""
     data: Path = tmp_path_factory.mktemp("matrix") / "data"
     processor = running_processor(tmp_path_factory.mktemp("processor"))
     with (
@@ -1106,11 +1115,24 @@ def _fresh(env: Env, op: Op, ids: Ids) -> Ids:  # noqa: PLR0911 - one branch per
         return replace(ids, principal=p.id)
 
 
-def _send(env: Env, op: Op, ids: Ids, token: str | None) -> tuple[str, httpx.Response]:
+#: The credential headers of a request, given its method: a bearer key's are the same for
+#: every method; a browser session adds its CSRF token to state changes.
+Credentials = Callable[[str], dict[str, str]]
+
+
+def bearer(token: str) -> Credentials:
+    return lambda _method: auth(token)
+
+
+#: One request of the matrix: (request id, role, scope, target, status, principal id).
+Sent = tuple[str, str, str, str, int, str]
+
+
+def _send(env: Env, op: Op, ids: Ids, creds: Credentials | None) -> tuple[str, httpx.Response]:
     rid = f"mx-{uuid.uuid4().hex}"
     headers = {"X-Request-ID": rid}
-    if token is not None and op.level is not Level.PUBLIC:
-        headers.update(auth(token))
+    if creds is not None:
+        headers.update(creds(op.method))
     resp = env.client.request(
         op.method,
         op.path(ids),
@@ -1118,6 +1140,7 @@ def _send(env: Env, op: Op, ids: Ids, token: str | None) -> tuple[str, httpx.Res
         json=op.body(ids) if op.body else None,
         headers=headers,
     )
+    env.client.cookies.clear()  # a reply's Set-Cookie never rides along on the next request
     return rid, resp
 
 
@@ -1172,35 +1195,50 @@ def test_access_matrix(env: Env, op: Op) -> None:
         return
     own_start, other_start = audit_size(rt, own.id), audit_size(rt, other.id)
     problems: list[str] = []
-    # (rid, role, scope, target, status, principal id)
-    sent: list[tuple[str, str, str, str, int, str]] = []
+    sent: list[Sent] = []
 
     for role in ROLES:
         for scope in SCOPES:
-            token = own.tokens[(role, scope)]
+            creds = bearer(own.tokens[(role, scope)])
             for target in TARGETS[op.level]:
-                where = f"{op.key} | {role}@{scope} -> {target}"
-                ids = env.targets[target]
-                if op.fresh:
-                    ids = _fresh(env, op, ids)
-                rid, resp = _send(env, op, ids, token)
-                want = expected_status(op, role, scope, target)
-                sent.append(
-                    (rid, role, scope, target, resp.status_code, own.principals[(role, scope)])
+                found, done = run_case(
+                    env, op, creds, (role, scope, target), own.principals[(role, scope)]
                 )
-                problems += _check_reply(env, op, where, resp, want, (role, scope, target))
-                if target == "other":
-                    # No existence leak: another tenant's ids answer like ids of nothing.
-                    _, nothing = _send(env, op, _missing(ids), token)
-                    if _comparable(resp) != _comparable(nothing):
-                        problems.append(
-                            f"{where}: differs from a nonexistent id: "
-                            f"{resp.status_code} {resp.text[:160]} vs "
-                            f"{nothing.status_code} {nothing.text[:160]}"
-                        )
+                problems += found
+                sent.append(done)
 
     problems += _check_audit(env, op, sent, own_start, other_start)
     assert not problems, f"{len(problems)} mismatches:\n" + "\n".join(problems)
+
+
+def run_case(
+    env: Env,
+    op: Op,
+    creds: Credentials,
+    who: tuple[str, str, str],
+    principal: str,
+    label: str = "",
+) -> tuple[list[str], Sent]:
+    """Send ``op`` as ``who`` (role, scope, target) and check the reply against
+    :func:`expected_status`; for another tenant's target, also against ids of nothing."""
+    role, scope, target = who
+    where = f"{op.key} | {label}{role}@{scope} -> {target}"
+    ids = env.targets[target]
+    if op.fresh:
+        ids = _fresh(env, op, ids)
+    rid, resp = _send(env, op, ids, creds)
+    want = expected_status(op, role, scope, target)
+    problems = _check_reply(env, op, where, resp, want, who)
+    if target == "other":
+        # No existence leak: another tenant's ids answer like ids of nothing.
+        _, nothing = _send(env, op, _missing(ids), creds)
+        if _comparable(resp) != _comparable(nothing):
+            problems.append(
+                f"{where}: differs from a nonexistent id: "
+                f"{resp.status_code} {resp.text[:160]} vs "
+                f"{nothing.status_code} {nothing.text[:160]}"
+            )
+    return problems, (rid, role, scope, target, resp.status_code, principal)
 
 
 def _check_reply(
@@ -1278,9 +1316,10 @@ def _check_listing(
 def _check_audit(
     env: Env,
     op: Op,
-    sent: list[tuple[str, str, str, str, int, str]],
+    sent: list[Sent],
     own_start: int,
     other_start: int,
+    label: str = "",
 ) -> list[str]:
     rt = env.inst.rt
     by_rid: dict[str, list[dict[str, Any]]] = {}
@@ -1289,7 +1328,7 @@ def _check_audit(
     leaked = {e.get("request_id") for e in audit_entries(rt, env.other.id, other_start)}
     out = []
     for rid, role, scope, target, status, principal in sent:
-        where = f"{op.key} | {role}@{scope} -> {target}"
+        where = f"{op.key} | {label}{role}@{scope} -> {target}"
         entries = by_rid.get(rid, [])
         if rid in leaked:
             out.append(f"{where}: audit entry written into the other tenant's log")
@@ -1325,7 +1364,7 @@ def test_the_wall_holds_the_other_way(env: Env) -> None:
         if op.level not in (Level.DEPLOYMENT, Level.AGENT, Level.CALL):
             continue
         for role in ROLES:
-            _, resp = _send(env, op, ids, env.other.tokens[(role, "tenant")])
+            _, resp = _send(env, op, ids, bearer(env.other.tokens[(role, "tenant")]))
             if resp.status_code != 404 or not is_problem(resp):
                 problems.append(f"{op.key} | b:{role}: {resp.status_code} {resp.text[:120]}")
             if _foreign_ids_of(env.own) & set(_strings(resp)):
