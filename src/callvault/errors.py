@@ -13,7 +13,8 @@ in logs.
     ├── ConfigError               a setting is missing or invalid (startup stops)
     ├── InvalidInputError         a request or argument is malformed      → 422
     │   ├── PayloadTooLargeError  a body exceeds the configured limit     → 413
-    │   └── SsoConfigError        an SSO connection's configuration is invalid
+    │   ├── SsoConfigError        an SSO connection's configuration is invalid
+    │   └── EgressRefusedError    a tenant-supplied URL may not be fetched (callvault.egress)
     ├── AuthenticationError       no or bad credentials                   → 401
     │   └── SsoError              an IdP response failed a check (reason code only)
     ├── PermissionDeniedError     authenticated, but not allowed          → 403
