@@ -18,21 +18,9 @@ from callvault.errors import SsoConfigError
 from callvault.sso._sp_metadata import sp_metadata
 from callvault.sso.saml import SamlAdapter
 from tests.integration.simplesamlphp import KeyPair
-from tests.unit.sso.saml.conftest import metadata
+from tests.unit.sso.saml.test_config import _raw
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-
-
-def _raw(idp_keys: KeyPair, sp_keys: KeyPair, **overrides: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "sp_entity_id": "https://callvault.example/sso/t1/c1",
-        "acs_url": "https://callvault.example/sso/t1/c1/saml/acs",
-        "idp_metadata_xml": metadata(idp_keys.cert_b64),
-        "sp_private_key_pem": sp_keys.key_pem,
-        "sp_certificate_pem": sp_keys.cert_pem,
-    }
-    raw.update(overrides)
-    return {k: v for k, v in raw.items() if v is not None}
 
 
 def _redirect(idp_keys: KeyPair, sp_keys: KeyPair, **overrides: Any) -> str:
