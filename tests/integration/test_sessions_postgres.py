@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from callvault import access, sessions
 from callvault.api import create_app
@@ -21,8 +22,9 @@ from callvault.bootstrap import create_tenant_with_owner
 from callvault.config import Settings
 from callvault.runtime import Runtime
 from callvault.store.models import BrowserSession
-from tests.integration.pg import PgCluster
+from tests.integration.pg import OWNER_ROLE, PgCluster
 from tests.unit.sessions._fill import fill_session_tables
+from tests.unit.sessions.lockout_migration import check_lockout_migration
 
 pytestmark = pytest.mark.postgres
 
@@ -155,3 +157,36 @@ def test_deactivation_ends_sessions_in_the_same_transaction(rt: Runtime) -> None
         access._principals.set_active(s, tenant, p.id, active=False)
     with rt.db.tenant_tx(tenant) as s:
         assert s.get(BrowserSession, issued.id).end_reason == "principal-deactivated"  # type: ignore[union-attr]
+
+
+def test_the_lockout_migration_keeps_rows_and_the_wall(
+    pg_settings: Settings, pg_server: PgCluster, pg_database: str
+) -> None:
+    """Migration 0012 on PostgreSQL: rows kept both ways, then (after the service role's
+    grants are renewed by opening the runtime) an id of nothing is counted behind the wall."""
+    rt = Runtime.open(pg_settings, create_key=True)
+    try:
+        tenant, owner = _tenant(rt, "acme")
+        other, _ = _tenant(rt, "globex")
+    finally:
+        rt.close()
+    engine = create_engine(pg_server.url(pg_database, user=OWNER_ROLE), poolclass=NullPool)
+    try:
+        check_lockout_migration(engine, tenant, owner)
+    finally:
+        engine.dispose()
+    rt = Runtime.open(pg_settings)
+    try:
+        login = sessions.RecoveryLogin(rt.db, rt.audit, max_failures=2, lockout=timedelta(hours=1))
+        nobody, now = "prn_" + "z" * 26, datetime(2026, 11, 29, 3, tzinfo=UTC)
+        for expected in (sessions.RecoveryFailedError, sessions.RecoveryLockedError):
+            with pytest.raises(sessions.RecoveryFailedError) as caught:
+                login.attempt(tenant, nobody, "AAAAA-AAAAA-AAAAA-AAAAA", now=now, request_id=None)
+            assert type(caught.value) is expected
+        with rt.db.tenant_tx(other) as s:  # the other tenant sees none of it
+            assert s.execute(text("SELECT count(*) FROM recovery_lockouts")).scalar_one() == 0
+        with rt.db.tenant_tx(tenant) as s:  # the migrated row's window had ended: pruned
+            ids = s.execute(text("SELECT principal_id FROM recovery_lockouts")).scalars()
+            assert list(ids) == [nobody]
+    finally:
+        rt.close()

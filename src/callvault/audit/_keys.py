@@ -18,8 +18,6 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,6 +26,7 @@ from callvault.crypto import SealContext, Sealer
 from callvault.crypto.hazmat import Ed25519SigningKey
 from callvault.errors import AuditUnavailableError
 from callvault.store import Database
+from callvault.store.db import insert_for
 from callvault.store.models import AuditLogKey, utcnow
 
 PURPOSE = "audit-log-key"
@@ -116,7 +115,7 @@ class LogKeys:
         origin = self.origin_for(tenant_id)
         signer = Signer(origin, Ed25519SigningKey.from_seed(secret[:32]))
         sealed = self._sealer.seal(session, secret, _context(tenant_id))
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         session.execute(
             insert(AuditLogKey)
             .values(

@@ -16,13 +16,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from callvault.audit.merkle import CompactRange
 from callvault.audit.proofs import Node, append_leaves, nodes_from_rows, rows_needed
 from callvault.errors import AuditUnavailableError, ProofError
+from callvault.store.db import insert_for
 from callvault.store.models import AuditCheckpoint, AuditEntry, AuditHead
 from callvault.store.prepared import Prepared
 
@@ -56,10 +55,6 @@ def offsets(parts: Sequence[bytes]) -> list[int]:
     return out
 
 
-def _insert_for(session: Session) -> Any:  # either dialect's insert(), with on_conflict
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def head_state(size: int, compact: bytes | None) -> CompactRange:
     """The tree state a head row holds, checked; a bad one stops appends (503)."""
     if compact is None:
@@ -86,7 +81,7 @@ def lock_head(session: Session, tenant_id: str) -> CompactRange:
     if row is None:
         # Concurrent first appends all get here; one inserts, all then lock it.
         session.execute(
-            _insert_for(session)(AuditHead)
+            insert_for(session)(AuditHead)
             .values(tenant_id=tenant_id, size=0, compact=None)
             .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
@@ -216,7 +211,7 @@ def store_checkpoint(
 ) -> None:
     """Keep a signed checkpoint (a second one at the same size is not stored)."""
     session.execute(
-        _insert_for(session)(AuditCheckpoint)
+        insert_for(session)(AuditCheckpoint)
         .values(tenant_id=tenant_id, size=size, root=root, note=note, created_at=at)
         .on_conflict_do_nothing(index_elements=["tenant_id", "size"])
     )

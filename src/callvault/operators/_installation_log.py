@@ -47,8 +47,6 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -58,7 +56,7 @@ from callvault.audit._export import export_log
 from callvault.errors import AuditUnavailableError
 from callvault.operators._realm import Operator, OperatorAuthError
 from callvault.store import Database
-from callvault.store.db import move_transaction
+from callvault.store.db import insert_for, move_transaction
 from callvault.store.ids import INSTALLATION_LOG
 from callvault.store.models import Tenant, utcnow
 
@@ -181,7 +179,7 @@ def mirror(event: AuditEvent, tenant_id: str) -> AuditEvent:
 def claim(session: Session) -> None:
     """Make the log's reserved ``tenants`` row if it is missing, in ``session``, which MUST be
     confined to the installation log (an insert that does nothing once the row exists)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     session.execute(
         insert(Tenant)
         .values(id=INSTALLATION_LOG, name=_ROW_NAME, created_at=utcnow())

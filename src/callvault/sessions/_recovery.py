@@ -22,9 +22,11 @@ transaction that commits whatever the outcome:
 5. Success: clear the failure count, open a session with method
    ``recovery_code`` (the tenant's shorter recovery lifetime), audit it with
    the number of codes left, log a warning.
-6. Failure: count it (``session_recovery_max_failures`` within
-   ``session_recovery_lockout_minutes`` lock the principal for that long),
-   audit it (and the lock).
+6. Failure: count it against the (tenant, principal id) asked about, whether
+   that id names a principal or nothing (``session_recovery_max_failures``
+   within ``session_recovery_lockout_minutes`` lock the id for that long, so
+   the answers never tell a real id from an id of nothing), audit it (and the
+   lock). Counters whose window and lock have ended are pruned as it goes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from argon2.low_level import Type, hash_secret_raw
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from callvault.access.roles import Role, ScopeKind
@@ -48,6 +50,7 @@ from callvault.sessions._cookies import IssuedSession
 from callvault.sessions._policy import RECOVERY_METHOD
 from callvault.sessions._store import opaque_id, open_session
 from callvault.store import Database
+from callvault.store.db import insert_for
 from callvault.store.models import (
     Principal,
     RecoveryCode,
@@ -344,19 +347,30 @@ class RecoveryLogin:
     def _count_failure(
         self, s: Session, tenant_id: str, principal_id: str, reason: str, now: datetime
     ) -> RecoveryFailedError:
-        # (6)
-        known = s.execute(
-            select(Principal.id).where(
-                Principal.tenant_id == tenant_id, Principal.id == principal_id
+        # (6) Any well-formed id is counted, whether it names a principal or nothing, so the
+        # answers (401, then 429 while locked) never tell one from the other (ADR 15).
+        self._prune(s, tenant_id, now)
+        s.execute(
+            insert_for(s)(RecoveryLockout)
+            .values(
+                tenant_id=tenant_id,
+                principal_id=principal_id,
+                failures=0,
+                window_started_at=now,
+                locked_until=None,
             )
-        ).first()
-        if known is None:
-            return RecoveryFailedError(reason)  # nothing to lock: no such principal here
-        lock = _lockout(s, tenant_id, principal_id)
-        if lock is None or lock.window_started_at + self._lockout <= now:
-            if lock is None:
-                lock = RecoveryLockout(principal_id=principal_id, tenant_id=tenant_id)
-                s.add(lock)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "principal_id"])
+        )
+        lock = s.execute(
+            select(RecoveryLockout)
+            .where(
+                RecoveryLockout.tenant_id == tenant_id,
+                RecoveryLockout.principal_id == principal_id,
+            )
+            .with_for_update()  # concurrent failures each count (PostgreSQL; SQLite serialises)
+            .execution_options(populate_existing=True)
+        ).scalar_one()
+        if lock.window_started_at + self._lockout <= now:
             lock.failures, lock.window_started_at, lock.locked_until = 0, now, None
         lock.failures += 1
         if lock.failures >= self._max_failures:
@@ -365,6 +379,19 @@ class RecoveryLogin:
             return RecoveryLockedError(lock.locked_until)
         s.flush()
         return RecoveryFailedError(reason)
+
+    def _prune(self, s: Session, tenant_id: str, now: datetime) -> None:
+        """Forget the tenant's counters whose window and lock have both ended (they would be
+        reset on their next use anyway): the table holds only what can still lock someone."""
+        s.execute(
+            delete(RecoveryLockout)
+            .where(
+                RecoveryLockout.tenant_id == tenant_id,
+                RecoveryLockout.window_started_at <= now - self._lockout,
+                or_(RecoveryLockout.locked_until.is_(None), RecoveryLockout.locked_until <= now),
+            )
+            .execution_options(synchronize_session=False)
+        )
 
     @staticmethod
     def _event(

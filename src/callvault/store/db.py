@@ -17,6 +17,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -39,6 +41,11 @@ def move_transaction(session: Session, tenant_id: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
+
+
+def insert_for(session: Session) -> Any:
+    """The session's dialect's ``insert()``: both have ``on_conflict_do_nothing/_update``."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:

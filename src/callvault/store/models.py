@@ -694,12 +694,14 @@ class RecoveryCode(Base):
 
 
 class RecoveryLockout(Base):
-    """Failed recovery-code attempts against a principal, and the lock they set."""
+    """Failed recovery-code attempts against a principal id, and the lock they set."""
 
     __tablename__ = "recovery_lockouts"
 
-    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    # Keyed by the id asked about, with no foreign key to ``principals``: an id that
+    # names nobody is counted and locked like a real one (no existence oracle, ADR 15).
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ID, primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

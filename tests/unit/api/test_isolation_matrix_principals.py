@@ -752,13 +752,6 @@ def test_tenant_b_paths_answer_a_cookie_of_tenant_a_like_nonexistent_ones(penv: 
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the recovery lockout counts failures only for principals that exist "
-    "(sessions/_recovery.py _count_failure), so from the fifth wrong code on a real principal "
-    "id answers 429 and an id of nothing 401: an existence oracle (ADR 15 promises unknown "
-    "and ineligible principals the same 401)",
-)
 def test_recovery_login_answers_a_real_principal_like_an_id_of_nothing(penv: PEnv) -> None:
     """The public recovery route, anonymous: a principal that exists (a service account, so
     not eligible) and one that exists nowhere get the same answers, attempt for attempt."""

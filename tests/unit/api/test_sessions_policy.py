@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from callvault.store.models import ConfigVersion, RecoveryCode
+from callvault.store import new_id
+from callvault.store.models import ConfigVersion, RecoveryCode, RecoveryLockout
 from tests.unit.api._harness import audit_entries, problem_json
 from tests.unit.sessions._env import (
     ORIGIN,
@@ -289,6 +290,39 @@ def test_repeated_failures_lock_recovery_login_for_a_while(env: Env) -> None:
     assert reasons == ["wrong-code"] * 5 + ["locked", None]
     locked = entries(env, ("authn.recovery_code",))[4]
     assert locked["detail"]["alert"] == "recovery-login-locked"
+
+
+def test_ids_of_nobody_are_counted_and_locked_like_real_ones_and_then_forgotten(env: Env) -> None:
+    wrong = "AAAAA-AAAAA-AAAAA-AAAAA"
+    nobody = [new_id("prn") for _ in range(3)]
+    for pid in nobody:
+        answers = [_recover(env, wrong, pid).status_code for _ in range(6)]
+        assert answers == [401] * 4 + [429] * 2
+    assert set(_lockout_rows(env)) == set(nobody)
+    env.clock.advance(minutes=16)  # every window and lock has ended
+    assert _recover(env, wrong, nobody[0]).status_code == 401  # counted afresh
+    assert _lockout_rows(env) == {nobody[0]: 1}  # the rest pruned: the table stays small
+
+
+def test_failures_in_another_tenant_never_lock_the_owner_here(env: Env) -> None:
+    codes = _codes(env)
+    other, _, _ = other_tenant(env)
+    for _ in range(6):
+        r = env.client.post(
+            "/v1/session/recovery",
+            json={"tenant_id": other, "principal_id": env.owner_id, "code": "A" * 20},
+        )
+        assert r.status_code in (401, 429)
+    assert _lockout_rows(env) == {}
+    assert _recover(env, codes[0]).status_code == 200
+
+
+def _lockout_rows(env: Env) -> dict[str, int]:
+    with env.rt.db.tenant_tx(env.tenant) as s:
+        rows = s.execute(
+            select(RecoveryLockout).where(RecoveryLockout.tenant_id == env.tenant)
+        ).scalars()
+        return {r.principal_id: r.failures for r in rows}
 
 
 def test_recovery_login_is_refused_from_another_origin_and_for_unknown_tenants(env: Env) -> None:

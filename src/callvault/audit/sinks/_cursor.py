@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from callvault.store import Database
+from callvault.store.db import insert_for
 from callvault.store.models import AuditSinkCursor, utcnow
 
 _ERROR_CLASS_CHARS = 120
@@ -89,7 +88,7 @@ class SinkCursors:
         row = session.execute(query).one_or_none()
         if row is None:
             # Insert-if-absent, so concurrent first reads do not collide.
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(session)
             session.execute(
                 insert(AuditSinkCursor)
                 .values(
