@@ -20,10 +20,12 @@ between our adapter and the provider when a test plays a network attacker
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,6 +43,8 @@ class OidcProvider:
 
     issuer: str
     server: werkzeug.serving.BaseWSGIServer
+    #: How the test's own requests trust the provider (its certificate when served over TLS).
+    verify: ssl.SSLContext | bool = True
 
     def register_client(self, redirect_uris: list[str]) -> tuple[str, str]:
         """Dynamic client registration (RFC 7591); returns (client_id, client_secret)."""
@@ -48,6 +52,7 @@ class OidcProvider:
             f"{self.issuer}/oauth2/clients",
             json={"redirect_uris": redirect_uris},
             timeout=10,
+            verify=self.verify,
         )
         resp.raise_for_status()
         doc = resp.json()
@@ -55,12 +60,14 @@ class OidcProvider:
 
     def set_user(self, sub: str, claims: Mapping[str, object]) -> None:
         """Define the claims the provider puts in ``sub``'s tokens."""
-        resp = httpx.put(f"{self.issuer}/users/{sub}", json=dict(claims), timeout=10)
+        resp = httpx.put(
+            f"{self.issuer}/users/{sub}", json=dict(claims), timeout=10, verify=self.verify
+        )
         resp.raise_for_status()
 
     def authorize(self, url: str, sub: str) -> httpx.Response:
         """GET the authorization URL (the provider's form), then POST the subject."""
-        with httpx.Client(timeout=10, follow_redirects=False) as browser:
+        with httpx.Client(timeout=10, follow_redirects=False, verify=self.verify) as browser:
             form = browser.get(url)
             if form.status_code != 200:
                 return form
@@ -77,18 +84,39 @@ class OidcProvider:
 
 @contextmanager
 def running_provider(
-    *, require_client_registration: bool = False, require_nonce: bool = False
+    *,
+    require_client_registration: bool = False,
+    require_nonce: bool = False,
+    tls: tuple[Path, Path] | None = None,
+    wsgi: Callable[[Any], Any] | None = None,
 ) -> Iterator[OidcProvider]:
-    """Serve a fresh provider on ``127.0.0.1`` until the block ends."""
+    """Serve a fresh provider on ``127.0.0.1`` until the block ends.
+
+    ``tls`` (certificate and key files, the certificate naming 127.0.0.1) serves it over
+    https, trusted by the returned provider's ``verify`` only. ``wsgi`` wraps the app
+    (a test counting the requests that reach the provider).
+    """
     app = oidc_provider_mock.app(
         require_client_registration=require_client_registration,
         require_nonce=require_nonce,
     )
-    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
+    served = app if wsgi is None else wsgi(app)
+    context: ssl.SSLContext | None = None
+    verify: ssl.SSLContext | bool = True
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        verify = ssl.create_default_context(cafile=str(tls[0]))
+    server = werkzeug.serving.make_server(
+        "127.0.0.1", 0, served, threaded=True, ssl_context=context
+    )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
+    scheme = "http" if tls is None else "https"
     try:
-        yield OidcProvider(issuer=f"http://127.0.0.1:{server.server_port}", server=server)
+        yield OidcProvider(
+            issuer=f"{scheme}://127.0.0.1:{server.server_port}", server=server, verify=verify
+        )
     finally:
         server.shutdown()
         thread.join(5)

@@ -40,6 +40,7 @@ from callvault import sessions
 from callvault.api.app import create_fastapi
 from callvault.api.middleware import Guard
 from callvault.config import load_settings
+from callvault.egress import EgressGuard
 from callvault.runtime import Runtime
 from callvault.sso import SsoAdapter
 from tests.integration.simplesamlphp import (
@@ -124,14 +125,21 @@ class E2e:
 
 @contextmanager
 def e2e_installation(
-    data_dir: Path, *, adapters: Mapping[str, SsoAdapter] | None = None
+    data_dir: Path,
+    *,
+    adapters: Mapping[str, SsoAdapter] | None = None,
+    egress: EgressGuard | None = None,
 ) -> Iterator[E2e]:
-    """The installation; ``adapters`` (if given) replaces ``sso.default_adapters()``."""
+    """The installation; ``adapters`` (if given) replaces the app's own; ``egress`` (if
+    given) replaces the installation's guard for tenant-supplied URLs (``sso_egress_guard``:
+    the app's own adapters are then made with it)."""
     rt = Runtime.open(load_settings({}, data_dir=data_dir, public_base_url=BASE), create_key=True)
     try:
         api: FastAPI = create_fastapi(rt)
         if adapters is not None:
             api.state.sso_adapters = dict(adapters)
+        if egress is not None:
+            api.state.sso_egress_guard = egress
         app = Guard(
             api,
             max_body_bytes=rt.settings.max_body_bytes,

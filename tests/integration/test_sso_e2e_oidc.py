@@ -95,7 +95,9 @@ def provider_b() -> Iterator[OidcProvider]:
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2e]:
-    adapters = {**sso.default_adapters(), "oidc": OidcAdapter(allow_http_loopback=True)}
+    # Plain http on loopback: a plain client (the default one goes through the egress guard).
+    plain = httpx.Client(follow_redirects=False)
+    adapters = {**sso.default_adapters(), "oidc": OidcAdapter(http=plain, allow_http_loopback=True)}
     with e2e_installation(
         tmp_path_factory.mktemp("sso-e2e-oidc") / "data", adapters=adapters
     ) as inst:

@@ -10,7 +10,7 @@ function (:func:`map_identity`). See docs/adr/0014-single-sign-on.md.
 """
 
 from callvault.sso._adapter import LoginStart, ReplayGuard, SsoAdapter
-from callvault.sso._adapters import default_adapters
+from callvault.sso._adapters import build_adapters, default_adapters
 from callvault.sso._connections import (
     Connection,
     ConnectionInput,
@@ -43,6 +43,7 @@ __all__ = [
     "SsoIdentity",
     "SsoLogin",
     "TooManyPendingLoginsError",
+    "build_adapters",
     "connection_urls",
     "default_adapters",
     "is_secret_field",

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.exceptions import HTTPException
 
 from callvault import errors, sso
-from callvault.api import problems
+from callvault.api import problems, sso_wiring
 from callvault.runtime import Runtime
 from callvault.sso._login import saml_sp_metadata
 
@@ -52,7 +52,7 @@ class _BadRequestError(errors.InvalidInputError):
 
 def _login(request: Request) -> sso.SsoLogin:
     rt: Runtime = request.app.state.runtime
-    adapters = getattr(request.app.state, "sso_adapters", None) or sso.default_adapters()
+    adapters = sso_wiring.sso_adapters(request)
     clock = getattr(request.app.state, "sso_clock", None)
     extra = {"clock": clock} if clock is not None else {}
     return sso.SsoLogin(

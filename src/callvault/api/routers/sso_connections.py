@@ -21,12 +21,11 @@ from sqlalchemy.orm import Session
 
 from callvault import sso, tenancy
 from callvault.access import Action
-from callvault.api import resources
+from callvault.api import resources, sso_wiring
 from callvault.api.blocking import blocking
 from callvault.api.deps import Ctx, CtxDep
 from callvault.audit import AuditEvent, Outcome
 from callvault.audit._entry import OCSF_ENTITY_MANAGEMENT
-from callvault.egress import EgressGuard
 from callvault.errors import Error, NotFoundError
 from callvault.store.ids import is_id
 
@@ -102,16 +101,13 @@ class ConnectionOut(BaseModel):
 
 
 def _store(request: Request, ctx: Ctx) -> sso.ConnectionStore:
-    adapters = getattr(request.app.state, "sso_adapters", None) or sso.default_adapters()
-    # IdP metadata by URL goes through the installation's egress guard (CALLVAULT_EGRESS_*);
-    # tests may install a guard of their own on the app, never anything a tenant sends.
-    guard = getattr(request.app.state, "sso_egress_guard", None)
+    # IdP metadata by URL, like every OIDC fetch, goes through the app's egress guard.
     return sso.ConnectionStore(
         ctx.rt.keys,
         ctx.rt.sealer,
-        adapters,
+        sso_wiring.sso_adapters(request),
         ctx.rt.settings.public_base_url,
-        egress=guard or EgressGuard.from_settings(ctx.rt.settings),
+        egress=sso_wiring.egress_guard(request),
     )
 
 

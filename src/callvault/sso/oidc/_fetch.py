@@ -10,7 +10,8 @@ answer) goes through :func:`exchange_json`:
 3. The body MUST be a JSON object (UTF-8).
 
 Failures raise :class:`FetchError` with a short cause (``http-<status>``,
-``too-large``, ``timeout``, ``network``, ``not-json``); the body is never
+``too-large``, ``timeout``, ``network``, ``not-json``, ``egress-<reason>`` when
+the client's egress guard refused the URL or its addresses); the body is never
 quoted (a token endpoint's error text may echo the code or the client id).
 """
 
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
+
+from callvault.egress import EgressRefusedError
 
 FETCH_TIMEOUT_S: Final = 10.0
 
@@ -70,6 +73,8 @@ def exchange_json(
                 if time.monotonic() > deadline:
                     raise FetchError("timeout")
                 chunks.append(chunk)
+    except EgressRefusedError as exc:  # a URL or address the installation does not reach
+        raise FetchError(f"egress-{exc.reason}") from None
     except httpx.TimeoutException:
         raise FetchError("timeout") from None
     except httpx.HTTPError:

@@ -52,6 +52,7 @@ from authlib.oauth2.rfc7636 import (  # type: ignore[import-untyped]  # authlib 
     create_s256_code_challenge,
 )
 
+from callvault.egress import EgressGuard, EgressRefusedError
 from callvault.errors import SsoConfigError, SsoError
 from callvault.sso._adapter import LoginStart, ReplayGuard
 from callvault.sso._identity import SsoIdentity
@@ -148,8 +149,12 @@ class OidcAdapter:
         cache: ProviderCache | None = None,
         token_timeout_s: float = FETCH_TIMEOUT_S,
         allow_http_loopback: bool = False,
+        egress: EgressGuard | None = None,
     ) -> None:
-        self._http = http or httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=False)
+        """``http`` defaults to a client of ``egress`` (default: :class:`EgressGuard` ``()``):
+        every URL fetched comes from a tenant administrator, so it may not point inside."""
+        self._egress = egress or EgressGuard()
+        self._http = http or self._egress.client()
         self._cache = cache or ProviderCache(self._http)
         self._token_timeout_s = token_timeout_s
         self._allow_http_loopback = allow_http_loopback
@@ -161,6 +166,16 @@ class OidcAdapter:
                 "plain http on loopback is for test and development installations only",
                 field="allow_http_loopback",
             )
+        if not cfg.allow_http_loopback:
+            # The scheme and port now (no lookup: addresses are vetted on every fetch).
+            try:
+                self._egress.check_url(cfg.discovery_url)
+            except EgressRefusedError as exc:
+                raise SsoConfigError(
+                    f"the discovery URL is refused by the installation's egress policy "
+                    f"({exc.reason})",
+                    field="discovery_url",
+                ) from None
         return cfg
 
     # -- start -------------------------------------------------------------------------
