@@ -6,8 +6,11 @@ makes the whole request a 400 ``invalidValue`` and nothing of it is applied.
 Only ``value`` is kept of a member; ``$ref`` is derived, ``display`` and
 ``type`` are dropped.
 
-Groups carry no roles yet: a mapping from group to role bindings is for the
-single-sign-on work (ADR 13).
+Groups grant no roles here: roles come from the groups the IdP asserts at
+each single sign-on login (ADR 14). A group change that takes a user out of
+a group (a member removed, the group deleted or renamed) can take back the
+roles an SSO connection granted for that group (``callvault.scim._left``,
+ADR 13 amendment).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ class GroupChange:
     changed: tuple[str, ...]
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
+    #: The group before the change (None when it was created); ``group`` when deleted.
+    previous: GroupRecord | None = None
+    deleted: bool = False
 
 
 def _members(store: ScimStore, s: Session, tenant_id: str, full: InGroup) -> list[str]:
@@ -110,13 +116,14 @@ def _commit(
     new = replace(old, display_name=display_name, external_id=external_id, members=members)
     changed = _changed(old, new)
     if not changed:
-        return GroupChange(group=old, changed=())
+        return GroupChange(group=old, changed=(), previous=old)
     added, removed = store.write_group(s, tenant_id, row, new, at=utcnow())
     return GroupChange(
         group=replace(new, updated_at=row.updated_at),
         changed=changed,
         added=tuple(added),
         removed=tuple(removed),
+        previous=old,
     )
 
 
@@ -142,4 +149,6 @@ def patch_group(
 def delete_group(store: ScimStore, s: Session, tenant_id: str, group_id: str) -> GroupChange:
     row, old = _load(store, s, tenant_id, group_id)
     store.erase_group(s, tenant_id, row)
-    return GroupChange(group=old, changed=("deleted",), removed=tuple(old.members))
+    return GroupChange(
+        group=old, changed=("deleted",), removed=tuple(old.members), previous=old, deleted=True
+    )

@@ -37,8 +37,9 @@ from callvault.errors import (
     UnavailableError,
 )
 from callvault.keys import KeyHierarchy
-from callvault.scim import _groups, _query, _users
+from callvault.scim import _groups, _left, _query, _users
 from callvault.scim._errors import MEDIA_TYPE, ScimError, bad_request, not_found, unauthorized
+from callvault.scim._left import GroupsLeftHook, RoleRevocation
 from callvault.scim._models import CONFIG, Group, User, resource_types, schemas
 from callvault.scim._parse import json_object
 from callvault.scim._store import ScimStore
@@ -118,10 +119,21 @@ def _route(segments: Sequence[str]) -> tuple[str, ...] | None:
 
 
 class ScimService:
-    def __init__(self, db: Database, keys: KeyHierarchy, sealer: Sealer, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyHierarchy,
+        sealer: Sealer,
+        audit: AuditLog,
+        *,
+        groups_left: GroupsLeftHook | None = None,
+    ) -> None:
+        """``groups_left`` takes back roles granted for groups users left (the API passes
+        ``callvault.sso.ScimGroupRevoker``); without it group changes touch no binding."""
         self._db = db
         self._audit = audit
         self._store = ScimStore(keys, sealer)
+        self._groups_left = groups_left
 
     # -- entry ---------------------------------------------------------------
 
@@ -411,12 +423,42 @@ class ScimService:
     def _audit_group(self, op: _Op, action: str, change: _groups.GroupChange) -> None:
         if not change.changed:
             return
+        revoked = self._revoke_left(op, change)
         detail: dict[str, Any] = {"token": op.token_id, "changed": list(change.changed)}
         for name, ids in (("members_added", change.added), ("members_removed", change.removed)):
             if ids:
                 detail[name] = list(ids[:AUDIT_MAX_IDS])
                 detail[f"{name}_count"] = len(ids)
+        if revoked:
+            detail["roles_revoked_count"] = len(revoked)
         self._append(op, action, "scim_group", change.group.id, detail)
+        for r in revoked:
+            self._append(
+                op,
+                "principal.unbind_role",
+                "principal",
+                r.principal_id,
+                {
+                    "binding": r.binding_id,
+                    "role": r.role,
+                    "scope_kind": r.scope_kind,
+                    "scope": r.scope_id,
+                    "source": "scim-group",
+                    "connection": r.connection_id,
+                    "group": change.group.id,
+                    "token": op.token_id,
+                },
+            )
+
+    def _revoke_left(self, op: _Op, change: _groups.GroupChange) -> Sequence[RoleRevocation]:
+        """Roles an SSO connection granted for the groups this change took users out of."""
+        if self._groups_left is None:
+            return ()
+        left = _left.groups_left(change)
+        if not left:
+            return ()
+        kept = _left.kept_names(self._store, op.s, op.tenant_id)
+        return self._groups_left(op.s, op.tenant_id, left, kept)
 
     def _append(self, op: _Op, action: str, kind: str, id_: str, detail: dict[str, Any]) -> None:
         self._audit.append_in(

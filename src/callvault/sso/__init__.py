@@ -24,6 +24,7 @@ from callvault.sso._identity import SsoIdentity
 from callvault.sso._login import LoginDone, LoginRedirect, SsoDeniedError, SsoLogin
 from callvault.sso._mapping import MappingPolicy, RoleRule, map_identity, parse_policy
 from callvault.sso._replay import DbReplayGuard
+from callvault.sso._scim_revoke import ScimGroupRevoker, revocable
 from callvault.sso._states import TooManyPendingLoginsError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "MappingPolicy",
     "ReplayGuard",
     "RoleRule",
+    "ScimGroupRevoker",
     "SsoAdapter",
     "SsoDeniedError",
     "SsoIdentity",
@@ -50,4 +52,5 @@ __all__ = [
     "map_identity",
     "new_connection_id",
     "parse_policy",
+    "revocable",
 ]

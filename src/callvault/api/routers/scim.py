@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from callvault.api.blocking import run_blocking
 from callvault.runtime import Runtime
 from callvault.scim import ScimError, ScimRequest, ScimService
+from callvault.sso import ScimGroupRevoker
 
 router = APIRouter(prefix="/scim/v2", tags=["scim"], include_in_schema=False)
 
@@ -38,7 +39,9 @@ async def _serve(request: Request, tenant: str, path: str) -> Response:
         base_url=base,
         request_id=request.scope.get("state", {}).get("request_id"),
     )
-    service = ScimService(rt.db, rt.keys, rt.sealer, rt.audit)
+    service = ScimService(
+        rt.db, rt.keys, rt.sealer, rt.audit, groups_left=ScimGroupRevoker(rt.keys, rt.sealer)
+    )
     out = await run_blocking(rt, lambda: service.handle(req))
     headers = {"Location": out.location} if out.location else None
     if out.status == 401:
