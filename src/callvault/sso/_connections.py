@@ -46,7 +46,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from callvault import tenancy
-from callvault.access import ScopeKind
+from callvault.access import Binding, Role, ScopeKind
 from callvault.crypto import SealContext, Sealer
 from callvault.egress import EgressGuard
 from callvault.errors import (
@@ -56,11 +56,13 @@ from callvault.errors import (
     UnavailableError,
 )
 from callvault.keys import KeyHierarchy
+from callvault.scim._left import RoleRevocation
 from callvault.sso._adapter import SsoAdapter
 from callvault.sso._mapping import MappingPolicy, parse_policy
 from callvault.sso._metadata_url import MetadataFetcher, fetch_failed, fetch_metadata_guarded
 from callvault.store.ids import new_id
 from callvault.store.models import (
+    RoleBinding,
     SsoConnection,
     SsoIdentityLink,
     SsoLoginState,
@@ -358,6 +360,43 @@ class ConnectionStore:
         self._seal(s, row, data, policy)
         s.flush()
         return self._open(s, row)
+
+    def withdraw_grants(
+        self, s: Session, tenant_id: str, connection_id: str, policy: MappingPolicy | None
+    ) -> list[RoleRevocation]:
+        """Delete the bindings this connection granted at logins (``created_by`` = its id)
+        that ``policy`` can no longer give (None: all of them, the connection is going).
+
+        A mapping that stops granting a role, or a deleted connection, takes the role
+        back now, not at each user's next login (which may never come through this
+        connection). Bindings an administrator made are never touched."""
+        givable: set[Binding] = set()
+        if policy is not None:
+            givable = {r.binding for r in policy.rules}
+            if policy.default is not None:
+                givable.add(policy.default)
+        rows = s.execute(
+            select(RoleBinding)
+            .where(RoleBinding.tenant_id == tenant_id, RoleBinding.created_by == connection_id)
+            .order_by(RoleBinding.principal_id, RoleBinding.id)
+        ).scalars()
+        out: list[RoleRevocation] = []
+        for row in rows:
+            if Binding(Role(row.role), ScopeKind(row.scope_kind), row.scope_id) in givable:
+                continue
+            out.append(
+                RoleRevocation(
+                    principal_id=row.principal_id,
+                    binding_id=row.id,
+                    role=row.role,
+                    scope_kind=row.scope_kind,
+                    scope_id=row.scope_id,
+                    connection_id=connection_id,
+                )
+            )
+            s.delete(row)
+        s.flush()
+        return out
 
     def delete(self, s: Session, tenant_id: str, connection_id: str) -> list[str]:
         """Delete the connection, its pending logins, replay cache and identity links;

@@ -14,6 +14,9 @@
    link it. Else, with ``jit``, create a principal of kind ``user`` (name
    ``sso:<id>``, no PII) and link it. Else the login is denied.
 4. A deactivated principal (SCIM ``active=false`` or deleted) is denied, link or not.
+   A new link to a principal holding ``owner`` is denied unless the connection
+   allows owners (``owner-not-allowed``): SCIM linking never yields an owner's
+   session through a connection an administrator could have configured.
 5. With no mapped binding the login is denied (fail closed); the bindings the
    connection granted earlier are removed all the same.
 6. Sync the bindings this connection manages (``created_by`` = connection
@@ -144,6 +147,9 @@ class IdentityLinker:
             if self._linked_elsewhere(s, conn, principal.id):
                 out.denied = "link-conflict"
                 return out
+            if not conn.policy.allow_owner and self._is_owner(s, tenant_id, principal.id):
+                out.denied = "owner-not-allowed"  # a link never makes an owner's session
+                return out
             link = SsoIdentityLink(
                 connection_id=conn.id,
                 subject_ref=ref,
@@ -200,6 +206,19 @@ class IdentityLinker:
             .order_by(ScimUser.created_at)
             .limit(1)
         ).scalar_one_or_none()
+
+    @staticmethod
+    def _is_owner(s: Session, tenant_id: str, principal_id: str) -> bool:
+        return (
+            s.execute(
+                select(RoleBinding.id).where(
+                    RoleBinding.tenant_id == tenant_id,
+                    RoleBinding.principal_id == principal_id,
+                    RoleBinding.role == Role.OWNER.value,
+                )
+            ).first()
+            is not None
+        )
 
     def _linked_elsewhere(self, s: Session, conn: Connection, principal_id: str) -> bool:
         other = s.execute(

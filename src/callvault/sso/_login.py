@@ -22,9 +22,11 @@
    entries (provisioning, role changes, the login) last, commit. If the
    audit append fails nothing commits: no principal, no role, no session.
 5. Any failure after step 1 is a failed-login audit entry (reason code,
-   connection id, subject HMAC when known), committed before the error
-   leaves; a denial commits the role removals it made with it. If that entry
-   cannot be written the answer is 503.
+   connection id, subject HMAC when known; an unexpected error is
+   ``internal-error``), committed before the error leaves; a denial commits
+   the role removals it made with it. If that entry cannot be written the
+   answer is 503. An answer the route refuses before it can be read (too
+   large, a malformed form) is a failed login too (:meth:`SsoLogin.refuse`).
 
 Nothing the IdP sent (subject, e-mail, groups, XML, tokens) is logged, put in
 an error or in an audit entry: ids, reason codes and HMACs only.
@@ -46,6 +48,7 @@ from callvault.audit._entry import OCSF_ACCOUNT_CHANGE, OCSF_AUTHENTICATION
 from callvault.config import Settings
 from callvault.crypto import Sealer
 from callvault.errors import (
+    AuditUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     SsoConfigError,
@@ -196,6 +199,39 @@ class SsoLogin:
                     tenant_id, self._failure(conn, exc.reason, None, None, request_id)
                 )
             raise
+        except Exception as exc:
+            # (5) An unexpected failure is a failed login too (the error itself leaves as it
+            # is: a 500, or a 503 when it was the audit log that failed).
+            if not isinstance(exc, AuditUnavailableError):
+                self._audit_unexpected(conn, request_id)
+            raise
+
+    def _audit_unexpected(self, conn: Connection, request_id: str | None) -> None:
+        try:
+            self._audit.append(
+                conn.tenant_id, self._failure(conn, "internal-error", None, None, request_id)
+            )
+        except Exception:  # the original error leaves; this one is only logged
+            log.exception("sso: failed login could not be audited: connection=%s", conn.id)
+
+    def refuse(
+        self,
+        tenant_id: str,
+        connection_id: str,
+        protocol: str,
+        reason: str,
+        *,
+        request_id: str | None,
+    ) -> None:
+        """Audit an IdP answer refused before it could be read (``too-large``,
+        ``malformed`` form) as a failed login of the connection, if it exists; a path
+        naming no connection of this protocol writes nothing."""
+        try:
+            with self._db.tenant_tx(tenant_id) as s:
+                conn = self._connection(s, tenant_id, connection_id, protocol)
+        except NotFoundError:
+            return
+        self._audit.append(tenant_id, self._failure(conn, reason, None, None, request_id))
 
     def _finish(
         self,

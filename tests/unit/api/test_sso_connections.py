@@ -281,3 +281,18 @@ def test_without_a_public_base_url_no_connection_can_be_created(tmp_path: Path) 
         assert "PUBLIC_BASE_URL" in problem_json(r)["detail"]
     finally:
         runtime.close()
+
+
+def test_linking_logins_to_scim_users_is_an_owner_grant(client: TestClient, a: T) -> None:
+    """Whoever sets the IdP of a ``link_scim`` connection can sign in as any SCIM user
+    (administrators and owners included): only an owner may write one."""
+    before = client.get(URL, headers=a.owner).json()
+    assert client.post(URL, headers=a.admin, json=body(link_scim="email")).status_code == 403
+    plain = create(client, a)
+    r = client.patch(f"{URL}/{plain['id']}", headers=a.admin, json={"link_scim": "subject"})
+    assert r.status_code == 403
+    linked = create(client, a, link_scim="email")  # by the owner
+    r = client.patch(f"{URL}/{linked['id']}", headers=a.admin, json={"config": {"note": "x"}})
+    assert r.status_code == 403
+    assert client.delete(f"{URL}/{linked['id']}", headers=a.admin).status_code == 403
+    assert len(client.get(URL, headers=a.owner).json()) == len(before) + 2

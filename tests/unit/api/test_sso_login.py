@@ -566,3 +566,58 @@ def test_scim_provisioned_user_logs_in_as_that_principal_and_not_once_deactivate
     again = login(env, conn, protocol="oidc", email=EMAIL, email_verified=True)
     assert again.status_code == 403
     assert reason(again) == "inactive"
+
+
+def _failures(env: Env) -> list[tuple[str, str]]:
+    return [
+        (e["resource"]["id"], e["detail"]["reason"])
+        for e in sso_entries(env)
+        if e["action"] == "authn.sso" and e["outcome"] == "failure"
+    ]
+
+
+def test_answers_refused_before_they_are_read_are_failed_logins_too(env: Env) -> None:
+    conn = connection(env)
+    oidc = connection(env, "oidc")
+    st = start(env, conn)
+    big = "A" * (env.rt.settings.sso_max_form_bytes + 1)
+    assert finish(env, conn, big, st.cookie).status_code == 413
+    r = env.client.post(
+        f"/sso/{env.tenant}/{conn}/saml/acs",
+        content=b"SAMLResponse=a&SAMLResponse=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400
+    r = env.client.get(f"/sso/{env.tenant}/{oidc}/oidc/callback?code=a&code=b&state=s")
+    assert r.status_code == 400
+    assert _failures(env) == [(conn, "too-large"), (conn, "malformed"), (oidc, "malformed")]
+    # A path that names no connection (of that protocol) writes nothing.
+    r = env.client.get(f"/sso/{env.tenant}/{conn}/oidc/callback?code=a&code=b&state=s")
+    assert r.status_code == 400
+    assert len(_failures(env)) == 3
+
+
+def test_an_unexpected_error_in_a_login_is_a_failed_login(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = connection(env)
+    st = start(env, conn)
+
+    def boom(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("callvault.sso._link.IdentityLinker.resolve", boom)
+    # Not entered: the app's lifespan already runs under env.client.
+    c = TestClient(env.client.app, base_url="https://testserver", raise_server_exceptions=False)
+    token = answer(st.request_id, SUBJECT, groups=("cv-admins",))
+    r = c.post(
+        f"/sso/{env.tenant}/{conn}/saml/acs",
+        content=str(httpx.QueryParams({"SAMLResponse": token})),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"{STATE}={st.cookie}",
+        },
+    )
+    assert r.status_code == 500
+    assert _failures(env) == [(conn, "internal-error")]
+    assert sso_principals(env) == []

@@ -202,13 +202,28 @@ async def _finish(
     return _finish_response(done)
 
 
+async def _refused(
+    request: Request, tenant_id: str, connection_id: str, protocol: str, exc: errors.Error
+) -> Response:
+    """An answer refused before it could be read: a failed login of the connection (audited
+    when it exists), then the error."""
+    reason = "too-large" if isinstance(exc, errors.PayloadTooLargeError) else "malformed"
+    rid = request.scope.get("state", {}).get("request_id")
+    login = _login(request)
+    try:
+        await _run(lambda: login.refuse(tenant_id, connection_id, protocol, reason, request_id=rid))
+    except errors.Error as audit_exc:  # the audit log cannot take it: fail closed (503)
+        return _error(request, audit_exc)
+    return _error(request, exc)
+
+
 @router.post("/{tenant_id}/{connection_id}/saml/acs")
 async def sso_saml_acs(tenant_id: str, connection_id: str, request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     try:
         params = await _form(request, rt.settings.sso_max_form_bytes)
     except errors.Error as exc:
-        return _error(request, exc)
+        return await _refused(request, tenant_id, connection_id, "saml", exc)
     return await _finish(request, tenant_id, connection_id, "saml", params)
 
 
@@ -217,7 +232,7 @@ async def sso_oidc_callback(tenant_id: str, connection_id: str, request: Request
     try:
         params = _params(request.query_params.multi_items(), _OIDC_FIELDS)
     except errors.Error as exc:
-        return _error(request, exc)
+        return await _refused(request, tenant_id, connection_id, "oidc", exc)
     return await _finish(request, tenant_id, connection_id, "oidc", params)
 
 

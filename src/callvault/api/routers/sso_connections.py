@@ -25,8 +25,9 @@ from callvault.api import resources, sso_wiring
 from callvault.api.blocking import blocking
 from callvault.api.deps import Ctx, CtxDep
 from callvault.audit import AuditEvent, Outcome
-from callvault.audit._entry import OCSF_ENTITY_MANAGEMENT
+from callvault.audit._entry import OCSF_ACCOUNT_CHANGE, OCSF_ENTITY_MANAGEMENT
 from callvault.errors import Error, NotFoundError
+from callvault.scim._left import RoleRevocation
 from callvault.store.ids import is_id
 
 router = APIRouter(prefix="/v1/tenant/sso/connections", tags=["sso"])
@@ -145,8 +146,10 @@ def _gate(s: Session, ctx: Ctx, action: Action) -> None:
 
 
 def _gate_owner(s: Session, ctx: Ctx, conn: sso.Connection) -> None:
-    """A connection that can make owners is an owner grant: only an owner may write one."""
-    if conn.policy.allow_owner or conn.policy.grants_owner:
+    """Only an owner may write a connection that can make owners, or one that logs in as
+    existing SCIM users (``link_scim``): whoever sets its IdP can sign in as any of them,
+    administrators included, so it is at least an owner grant."""
+    if conn.policy.allow_owner or conn.policy.grants_owner or conn.link_scim is not None:
         _gate(s, ctx, Action.PRINCIPAL_GRANT_OWNER)
 
 
@@ -184,7 +187,7 @@ def create_sso_connection(body: ConnectionCreate, request: Request, ctx: CtxDep)
     with ctx.tx() as s:
         _gate(s, ctx, Action.PRINCIPAL_MANAGE)
         data = sso.ConnectionInput(**body.model_dump())
-        if data.allow_owner:
+        if data.allow_owner or data.link_scim is not None:  # before any write (_gate_owner)
             _gate(s, ctx, Action.PRINCIPAL_GRANT_OWNER)
         conn = store.create(s, ctx.tenant_id, data, actor=ctx.principal.id)
         _gate_owner(s, ctx, conn)
@@ -293,11 +296,12 @@ def update_sso_connection(
         old = store.get(s, ctx.tenant_id, _connection_id(connection_id))
         _gate_owner(s, ctx, old)  # an owner-granting connection is an owner's to change
         data = _merged(old.as_input(), body)
-        if data.allow_owner:
+        if data.allow_owner or data.link_scim is not None:  # before any write (_gate_owner)
             _gate(s, ctx, Action.PRINCIPAL_GRANT_OWNER)
         new = store.update(s, ctx.tenant_id, old.id, data)
         _gate_owner(s, ctx, new)
         fields, keys = _changed(old, new)
+        withdrawn = store.withdraw_grants(s, ctx.tenant_id, new.id, new.policy)
         if fields:
             secrets = {k for k in keys if sso.is_secret_field(k)}
             _audit(
@@ -311,8 +315,10 @@ def update_sso_connection(
                     "secrets": _secret_refs(ctx, new, secrets),
                     "secrets_removed": sorted(secrets - set(new.secret_values())),
                     "enabled": new.enabled,
+                    "roles_withdrawn": len(withdrawn),
                 },
             )
+        _audit_withdrawn(s, ctx, withdrawn, "sso-mapping-changed")
         return _out(store, new)
 
 
@@ -327,6 +333,7 @@ def delete_sso_connection(connection_id: str, request: Request, ctx: CtxDep) -> 
         _gate(s, ctx, Action.PRINCIPAL_MANAGE)
         conn = store.get(s, ctx.tenant_id, _connection_id(connection_id))
         _gate_owner(s, ctx, conn)
+        withdrawn = store.withdraw_grants(s, ctx.tenant_id, conn.id, None)
         linked = store.delete(s, ctx.tenant_id, conn.id)
         revoked = _revoke_sessions(s, ctx.tenant_id, linked)
         _audit(
@@ -338,9 +345,37 @@ def delete_sso_connection(connection_id: str, request: Request, ctx: CtxDep) -> 
                 "protocol": conn.protocol,
                 "linked_principals": len(linked),
                 "sessions_revoked": revoked,
+                "roles_withdrawn": len(withdrawn),
             },
         )
+        _audit_withdrawn(s, ctx, withdrawn, "sso-connection-deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _audit_withdrawn(s: Session, ctx: Ctx, withdrawn: list[RoleRevocation], source: str) -> None:
+    """One ``principal.unbind_role`` entry per binding the connection's change took back."""
+    for r in withdrawn:
+        ctx.rt.audit.append_in(
+            s,
+            ctx.tenant_id,
+            AuditEvent(
+                action="principal.unbind_role",
+                outcome=Outcome.SUCCESS,
+                actor=ctx.principal.id,
+                resource_kind="principal",
+                resource_id=r.principal_id,
+                request_id=ctx.request_id,
+                ocsf_class=OCSF_ACCOUNT_CHANGE,
+                detail={
+                    "binding": r.binding_id,
+                    "role": r.role,
+                    "scope_kind": r.scope_kind,
+                    "scope": r.scope_id,
+                    "source": source,
+                    "connection": r.connection_id,
+                },
+            ),
+        )
 
 
 def _revoke_sessions(s: Session, tenant_id: str, principal_ids: list[str]) -> int:
