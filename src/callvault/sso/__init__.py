@@ -25,7 +25,6 @@ from callvault.sso._login import LoginDone, LoginRedirect, SsoDeniedError, SsoLo
 from callvault.sso._mapping import MappingPolicy, RoleRule, map_identity, parse_policy
 from callvault.sso._replay import DbReplayGuard
 from callvault.sso._scim_revoke import ScimGroupRevoker, revocable
-from callvault.sso._states import TooManyPendingLoginsError
 
 __all__ = [
     "Connection",
@@ -44,7 +43,6 @@ __all__ = [
     "SsoDeniedError",
     "SsoIdentity",
     "SsoLogin",
-    "TooManyPendingLoginsError",
     "build_adapters",
     "connection_urls",
     "default_adapters",

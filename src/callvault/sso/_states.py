@@ -2,9 +2,14 @@
 
 Starting a login (:meth:`LoginStates.create`):
 
-1. Refuse when the connection already has ``max_pending`` unexpired pending
-   logins (a flood of login starts cannot grow the table without bound);
-   expired rows of the connection are pruned first.
+1. Prune the connection's expired rows. When ``max_pending`` rows are still
+   live (used ones stay until they expire, to tell a reused cookie from an
+   unknown one), delete the oldest to make room (a flood of login
+   starts cannot grow the table without bound, and cannot lock real users
+   out either: an attacker must now start ``max_pending`` logins within one
+   user's round trip to the IdP to push that user's out, where refusing new
+   starts needed only ``max_pending`` per state lifetime). Evictions are
+   logged (connection id and count, at most once a minute per connection).
 2. Draw a 256-bit random *binding* value for the browser's cookie; the row
    keeps only SHA-256 of it.
 3. Seal what the adapter asked to keep (SAML request id; OIDC state, nonce,
@@ -33,8 +38,10 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -44,20 +51,16 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from callvault.crypto import SealContext, Sealer
-from callvault.errors import ConflictError, DecryptionError, SsoError
+from callvault.errors import DecryptionError, SsoError
 from callvault.store.ids import new_id
 from callvault.store.models import SsoLoginState
+
+log = logging.getLogger("callvault.sso")
 
 OWNER_KIND: Final = "sso-login-state"
 _PURPOSE: Final = "sso-login-state"
 _BINDING_BYTES: Final = 32
 _BINDING_RE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
-
-
-class TooManyPendingLoginsError(ConflictError):
-    """The connection has as many unexpired pending logins as it may keep."""
-
-    code = "too-many-pending-logins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,26 @@ def _context(tenant_id: str, connection_id: str, state_id: str) -> SealContext:
     )
 
 
+_EVICTION_LOG_EVERY: Final = timedelta(minutes=1)
+_last_eviction_log: dict[str, datetime] = {}
+_eviction_log_lock = threading.Lock()
+
+
+def _note_eviction(connection_id: str, count: int, now: datetime) -> None:
+    with _eviction_log_lock:
+        last = _last_eviction_log.get(connection_id)
+        if last is not None and now - last < _EVICTION_LOG_EVERY:
+            return
+        if len(_last_eviction_log) > 10_000:  # bounded: forget the oldest notes
+            _last_eviction_log.clear()
+        _last_eviction_log[connection_id] = now
+    log.warning(
+        "sso: pending logins at the limit, oldest evicted: connection=%s evicted=%d",
+        connection_id,
+        count,
+    )
+
+
 class LoginStates:
     def __init__(self, sealer: Sealer, *, ttl: timedelta, max_pending: int) -> None:
         self._sealer = sealer
@@ -102,23 +125,17 @@ class LoginStates:
         now: datetime,
     ) -> StartedState:
         # (1)
-        s.execute(
-            delete(SsoLoginState).where(
-                SsoLoginState.tenant_id == tenant_id,
-                SsoLoginState.connection_id == connection_id,
-                SsoLoginState.expires_at <= now,
-            )
+        mine = (SsoLoginState.tenant_id == tenant_id, SsoLoginState.connection_id == connection_id)
+        s.execute(delete(SsoLoginState).where(*mine, SsoLoginState.expires_at <= now))
+        live = int(
+            s.execute(select(func.count()).select_from(SsoLoginState).where(*mine)).scalar_one()
         )
-        live = s.execute(
-            select(func.count())
-            .select_from(SsoLoginState)
-            .where(
-                SsoLoginState.tenant_id == tenant_id,
-                SsoLoginState.connection_id == connection_id,
-            )
-        ).scalar_one()
-        if int(live) >= self._max:
-            raise TooManyPendingLoginsError("too many logins are pending on this connection")
+        if live >= self._max:
+            oldest = select(SsoLoginState.id).where(*mine)
+            oldest = oldest.order_by(SsoLoginState.created_at, SsoLoginState.id)
+            evict = list(s.execute(oldest.limit(live - self._max + 1)).scalars())
+            s.execute(delete(SsoLoginState).where(*mine, SsoLoginState.id.in_(evict)))
+            _note_eviction(connection_id, len(evict), now)
         # (2)
         binding = base64.urlsafe_b64encode(secrets.token_bytes(_BINDING_BYTES)).decode()
         binding = binding.rstrip("=")

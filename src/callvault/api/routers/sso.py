@@ -73,9 +73,7 @@ async def _run(fn: Callable[[], R]) -> R:
 
 def _error(request: Request, exc: errors.Error) -> Response:
     reason = getattr(exc, "reason", None) or exc.code
-    if isinstance(exc, sso.TooManyPendingLoginsError):
-        status, title = 429, "Too many pending logins"
-    elif isinstance(exc, errors.SsoError):
+    if isinstance(exc, errors.SsoError):
         status, title = 401, "Single sign-on failed"
     elif isinstance(exc, errors.PermissionDeniedError):
         status, title = 403, "Login refused"
