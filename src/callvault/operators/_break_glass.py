@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from callvault import tenancy
@@ -116,11 +116,33 @@ def _audit(session: Session, audit: AuditLog, tenant_id: str, *events: AuditEven
     audit.append_in(session, tenant_id, *events)
 
 
+def _touch(session: Session, *where: ColumnElement[bool]) -> None:
+    """Take the write lock of the rows ``where`` names before reading them.
+
+    PostgreSQL locks them by the ``SELECT … FOR UPDATE`` that follows; SQLite
+    ignores ``FOR UPDATE``, and its driver begins a transaction only at the
+    first write, so a read there sees the rows outside any transaction and two
+    requests could both act on one state (an approval overwriting a revocation
+    made in between). A no-op UPDATE first begins the write transaction: the
+    read after it sees the rows as they are, and no one else can write until
+    this transaction ends.
+    """
+    session.execute(
+        update(BreakGlassGrant)
+        .where(*where)
+        .values(status=BreakGlassGrant.status)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _locked(session: Session, tenant_id: str, grant_id: str) -> BreakGlassGrant:
+    mine = (BreakGlassGrant.tenant_id == tenant_id, BreakGlassGrant.id == grant_id)
+    _touch(session, *mine)
     row = session.execute(
         select(BreakGlassGrant)
-        .where(BreakGlassGrant.tenant_id == tenant_id, BreakGlassGrant.id == grant_id)
+        .where(*mine)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if row is None:
         raise NotFoundError("break-glass request not found", field="grant_id")
@@ -254,19 +276,20 @@ def expire_due(session: Session, audit: AuditLog, tenant_id: str, now: datetime)
     this ran (:func:`find_active` reads the clock). Rows are locked, so two
     processes never audit the same expiry twice.
     """
+    is_due = (
+        BreakGlassGrant.tenant_id == tenant_id,
+        or_(
+            (BreakGlassGrant.status == Status.APPROVED.value) & (BreakGlassGrant.expires_at <= now),
+            (BreakGlassGrant.status == Status.PENDING.value) & (BreakGlassGrant.decide_by <= now),
+        ),
+    )
+    _touch(session, *is_due)
     due = list(
         session.execute(
             select(BreakGlassGrant)
-            .where(
-                BreakGlassGrant.tenant_id == tenant_id,
-                or_(
-                    (BreakGlassGrant.status == Status.APPROVED.value)
-                    & (BreakGlassGrant.expires_at <= now),
-                    (BreakGlassGrant.status == Status.PENDING.value)
-                    & (BreakGlassGrant.decide_by <= now),
-                ),
-            )
+            .where(*is_due)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).scalars()
     )
     if not due:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from callvault import operators
-from callvault.errors import InvalidInputError, NotFoundError
-from callvault.operators import OperatorRole, Status
+from callvault.errors import ConflictError, InvalidInputError, NotFoundError
+from callvault.operators import OperatorRole, Status, _break_glass
 from callvault.operators._break_glass import request
 from callvault.runtime import Runtime
 from callvault.store.models import BreakGlassGrant, utcnow
@@ -124,3 +125,48 @@ def test_access_ends_at_expiry_even_if_nothing_recorded_it(rt: Runtime, world: W
         args = (s, world.a.id, row.operator_id, row.deployment_id)
         assert operators.find_active(*args, now + timedelta(minutes=4, seconds=59)) is not None
         assert operators.find_active(*args, now + timedelta(minutes=5)) is None
+
+
+def test_a_revocation_racing_an_approval_is_never_overwritten(
+    rt: Runtime, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's interleaving on SQLite: a revoke committed between the approval's read
+    and its write. With the row's write lock taken before the read, the revoke waits for
+    the approval and then ends it: the last word is the revocation, in both the row and
+    the audit order."""
+    row = _ask(rt, world)
+    admin = operators.Actor(world.a.principals[("admin", "tenant")], "tenant")
+    now = utcnow()
+    real_status_at = _break_glass.status_at
+    racer: list[threading.Thread] = []
+    outcome: list[str] = []
+
+    def revoke_now() -> None:
+        try:
+            with rt.db.tenant_tx(world.a.id) as s:
+                operators.revoke(s, rt.audit, world.a.id, row.id, now=now, actor=admin)
+            outcome.append("revoked")
+        except ConflictError:
+            outcome.append("conflict")
+
+    def status_at_with_a_racer(grant: BreakGlassGrant, when: datetime) -> Status:
+        if not racer:  # the approval has read the row: a revoke comes in now
+            racer.append(threading.Thread(target=revoke_now))
+            racer[0].start()
+            racer[0].join(timeout=0.5)  # done at once without the lock; blocked with it
+        return real_status_at(grant, when)
+
+    monkeypatch.setattr(_break_glass, "status_at", status_at_with_a_racer)
+    start = audit_size(rt, world.a.id)
+    with rt.db.tenant_tx(world.a.id) as s:
+        operators.approve(s, rt.audit, world.a.id, row.id, duration=None, now=now, actor=admin)
+    racer[0].join(timeout=30)
+    assert outcome == ["revoked"]
+    with rt.db.tenant_tx(world.a.id) as s:
+        assert s.get(BreakGlassGrant, row.id).status == Status.REVOKED.value  # type: ignore[union-attr]
+    steps = [
+        e["action"]
+        for e in audit_entries(rt, world.a.id, start)
+        if e["action"].startswith("break_glass.")
+    ]
+    assert steps == ["break_glass.approve", "break_glass.revoke"]
