@@ -27,7 +27,7 @@ from callvault import operators
 from callvault.operators import OperatorRole
 from callvault.operators._break_glass import request
 from callvault.store.models import utcnow
-from tests.support.world import TenantWorld
+from tests.support.world import CARD, TenantWorld
 from tests.unit.api._harness import (
     Installation,
     audit_entries,
@@ -177,10 +177,19 @@ def _check(
     least_read = route.kind == "least" and want == 200
     if not least_read and any(m in resp.text for m in _CONTENT_MARKS):
         out.append(f"{where}: content in the reply")
+    # The least view (redacted transcript, masked audio) holds none of the world's PII either:
+    # the account number, the date of birth, the caller's number, the keyed card.
     if least_read and (
-        "twelfth of march" in resp.text or resp.headers.get("x-callvault-view") == "full"
+        any(m in resp.text for m in (*_CONTENT_MARKS, CARD))
+        or resp.headers.get("x-callvault-view") == "full"
     ):
         out.append(f"{where}: more than the least view")
+    if (
+        least_read
+        and route.key.startswith("transcript")
+        and "thank you, I have that" not in resp.text
+    ):
+        out.append(f"{where}: the least view is not the call's transcript")  # not vacuous
     outcomes = {(e["outcome"], e["actor"]) for e in mine}
     if want == 403 and ("denied", operator_id) not in outcomes:
         out.append(f"{where}: 403 without a denied entry in the tenant's log")
