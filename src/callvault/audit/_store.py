@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from callvault.audit.merkle import CompactRange
 from callvault.audit.proofs import Node, append_leaves, nodes_from_rows, rows_needed
 from callvault.errors import AuditUnavailableError, ProofError
-from callvault.store.db import insert_for
+from callvault.store.db import begin_write, insert_for
 from callvault.store.models import AuditCheckpoint, AuditEntry, AuditHead
 from callvault.store.prepared import Prepared
 
@@ -72,6 +72,7 @@ def head_state(size: int, compact: bytes | None) -> CompactRange:
 
 def lock_head(session: Session, tenant_id: str) -> CompactRange:
     """Lock the tenant's head row (creating it at size 0) and return its state."""
+    begin_write(session)  # SQLite: the head is read inside the write transaction
     query = (
         select(_HEADS.c.size, _HEADS.c.compact)
         .where(_HEADS.c.tenant_id == tenant_id)

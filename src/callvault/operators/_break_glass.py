@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from callvault import tenancy
@@ -44,6 +44,7 @@ from callvault.operators._records import (
     status_at,
     view,
 )
+from callvault.store.db import begin_write
 from callvault.store.models import BreakGlassGrant
 
 __all__ = [
@@ -116,28 +117,12 @@ def _audit(session: Session, audit: AuditLog, tenant_id: str, *events: AuditEven
     audit.append_in(session, tenant_id, *events)
 
 
-def _touch(session: Session, *where: ColumnElement[bool]) -> None:
-    """Take the write lock of the rows ``where`` names before reading them.
-
-    PostgreSQL locks them by the ``SELECT … FOR UPDATE`` that follows; SQLite
-    ignores ``FOR UPDATE``, and its driver begins a transaction only at the
-    first write, so a read there sees the rows outside any transaction and two
-    requests could both act on one state (an approval overwriting a revocation
-    made in between). A no-op UPDATE first begins the write transaction: the
-    read after it sees the rows as they are, and no one else can write until
-    this transaction ends.
-    """
-    session.execute(
-        update(BreakGlassGrant)
-        .where(*where)
-        .values(status=BreakGlassGrant.status)
-        .execution_options(synchronize_session=False)
-    )
-
-
 def _locked(session: Session, tenant_id: str, grant_id: str) -> BreakGlassGrant:
+    # FOR UPDATE locks the row on PostgreSQL; SQLite ignores it, and there a read before the
+    # first write is outside the transaction (an approval could overwrite a revocation made
+    # in between): begin the write transaction first (store.db.begin_write).
+    begin_write(session)
     mine = (BreakGlassGrant.tenant_id == tenant_id, BreakGlassGrant.id == grant_id)
-    _touch(session, *mine)
     row = session.execute(
         select(BreakGlassGrant)
         .where(*mine)
@@ -283,7 +268,7 @@ def expire_due(session: Session, audit: AuditLog, tenant_id: str, now: datetime)
             (BreakGlassGrant.status == Status.PENDING.value) & (BreakGlassGrant.decide_by <= now),
         ),
     )
-    _touch(session, *is_due)
+    begin_write(session)  # as in _locked: two sweeps never audit one expiry twice
     due = list(
         session.execute(
             select(BreakGlassGrant)

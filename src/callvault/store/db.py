@@ -43,6 +43,25 @@ def move_transaction(session: Session, tenant_id: str) -> None:
         session.connection().execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": tenant_id})
 
 
+def begin_write(session: Session) -> None:
+    """Make ``session``'s transaction a write transaction now, before it reads what it decides on.
+
+    PostgreSQL: nothing (``SELECT … FOR UPDATE`` locks the rows read). SQLite
+    ignores ``FOR UPDATE``, and its Python driver begins a transaction only at
+    the first write: reads before that run outside any transaction, so two
+    requests can both read a row, decide, and write (a lost update, or a
+    duplicate key). Here, if no transaction is open on the driver yet,
+    ``BEGIN IMMEDIATE`` takes the database's write lock (waiting up to the busy
+    timeout): every read after it sees the latest commit and no one else writes
+    until this transaction ends. Call it before the read of a read-decide-write.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    dbapi = session.connection().connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def insert_for(session: Session) -> Any:
     """The session's dialect's ``insert()``: both have ``on_conflict_do_nothing/_update``."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
