@@ -20,9 +20,12 @@
 Service providers (our SP connections) are registered with
 :meth:`SimpleSamlIdp.register_sp`, which rewrites ``saml20-sp-remote.php``;
 SimpleSAMLphp reads metadata files on every request, so per-test knobs
-(assertion/response signing, SHA-1, assertion encryption to our SP's
-certificate) need no restart. :func:`browser_login` drives the IdP's login
-form with httpx the way a browser would and returns the auto-POST form.
+(assertion/response signing, SHA-1, assertion or NameID encryption to our
+SP's certificate, signed AuthnRequests) need no restart. The IdP's own
+metadata can be signed the same way (:meth:`SimpleSamlIdp.sign_metadata`:
+SimpleSAMLphp's ``metadata.sign.*`` options, its own ``Metadata\\Signer``).
+:func:`browser_login` drives the IdP's login form with httpx the way a
+browser would and returns the auto-POST form.
 """
 
 from __future__ import annotations
@@ -143,6 +146,9 @@ class SpRemote:
     signature_algorithm: str = "sha256"
     #: PEM certificate of our SP to encrypt the assertion to; None: not encrypted.
     encrypt_to_cert: str | None = None
+    #: PEM certificate of our SP to encrypt the NameID to (``nameid.encryption``: an
+    #: ``EncryptedID``, AES-128-CBC in SimpleSAMLphp 1.x); None: a plain NameID.
+    encrypt_name_id_to_cert: str | None = None
     #: PEM certificate our SP signs AuthnRequests with; set: the IdP refuses unsigned ones.
     require_requests_signed_by: str | None = None
     name_id_format: str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
@@ -193,6 +199,10 @@ class SimpleSamlIdp:
     sps: dict[str, SpRemote] = field(default_factory=dict)
     #: Claimed entity id; None: the IdP's own metadata URL (SimpleSAMLphp's default).
     claimed_entity_id: str | None = None
+    #: Who signs the IdP's metadata document (``metadata.sign.*``); None: unsigned.
+    metadata_signer: KeyPair | None = None
+    #: "sha256" or "sha1" (SimpleSAMLphp pairs the digest with the signature's hash).
+    metadata_signature_algorithm: str = "sha256"
 
     @property
     def base_url(self) -> str:
@@ -305,17 +315,45 @@ $config = [
     ],
 ];
 """)
+        self._write_hosted()
+        self._write_sps()
+
+    def _write_hosted(self) -> None:
+        d = self.dir
         key = _php_str(self.claimed_entity_id) if self.claimed_entity_id else "'__DYNAMIC:1__'"
-        (d / "metadata" / "saml20-idp-hosted.php").write_text(f"""<?php
+        signing = ""
+        if self.metadata_signer is not None:
+            (d / "cert" / "metadata-signer.key").write_text(self.metadata_signer.key_pem)
+            (d / "cert" / "metadata-signer.crt").write_text(self.metadata_signer.cert_pem)
+            algorithm = _SIG_ALGS[self.metadata_signature_algorithm]
+            signing = f"""    'metadata.sign.enable' => true,
+    'metadata.sign.privatekey' => 'metadata-signer.key',
+    'metadata.sign.certificate' => 'metadata-signer.crt',
+    'metadata.sign.algorithm' => {_php_str(algorithm)},
+"""
+        text = f"""<?php
 $metadata[{key}] = [
     'host' => '__DEFAULT__',
     'privatekey' => 'idp.key',
     'certificate' => 'idp.crt',
     'auth' => 'example-userpass',
     'attributes.NameFormat' => 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri',
-];
-""")
-        self._write_sps()
+{signing}];
+"""
+        tmp = d / "metadata" / "saml20-idp-hosted.php.tmp"
+        tmp.write_text(text)
+        tmp.replace(d / "metadata" / "saml20-idp-hosted.php")
+
+    def sign_metadata(self, signer: KeyPair | None, *, algorithm: str = "sha256") -> None:
+        """Serve the IdP's metadata signed by ``signer`` (None: unsigned), from the next request.
+
+        SimpleSAMLphp's own signer: an enveloped signature on the EntityDescriptor,
+        referenced by an ``ID`` it adds, exclusive c14n, ``algorithm`` for both the
+        signature and the digest, the signer's certificate in ``KeyInfo``.
+        """
+        self.metadata_signer = signer
+        self.metadata_signature_algorithm = algorithm
+        self._write_hosted()
 
     def _write_sps(self) -> None:
         entries = []
@@ -330,9 +368,15 @@ $metadata[{key}] = [
                 f"    'attributes.NameFormat' => {_php_str(_ATTR_BASIC)},",
             ]
             keys = []
+            # SimpleSAMLphp encrypts assertion and NameID to the SP's first encryption key.
+            encryption = {sp.encrypt_to_cert, sp.encrypt_name_id_to_cert} - {None}
+            if len(encryption) > 1:
+                raise ValueError("SimpleSAMLphp has one encryption key per SP")
             if sp.encrypt_to_cert is not None:
                 lines.append("    'assertion.encryption' => true,")
-                keys.append(_php_key(sp.encrypt_to_cert, use="encryption"))
+            if sp.encrypt_name_id_to_cert is not None:
+                lines.append("    'nameid.encryption' => true,")
+            keys.extend(_php_key(str(cert), use="encryption") for cert in encryption)
             if sp.require_requests_signed_by is not None:
                 lines.append("    'validate.authnrequest' => true,")
                 keys.append(_php_key(sp.require_requests_signed_by, use="signing"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -12,8 +13,9 @@ from callvault.errors import SsoError
 from callvault.sso._adapter import LoginStart, ReplayGuard
 from callvault.sso._identity import SsoIdentity
 from callvault.sso.saml._backend import SamlBackend
-from callvault.sso.saml._checks import CheckedAssertion, Expected, check_response
+from callvault.sso.saml._checks import CheckedAssertion, Expected, NameIdDecrypter, check_response
 from callvault.sso.saml._config import SamlConfig, parse_saml_config
+from callvault.sso.saml._encrypted_id import decrypt_name_id
 from callvault.sso.saml._onelogin import OneLoginBackend
 from callvault.sso.saml._signatures import check_algorithms
 from callvault.sso.saml._xml import XmlRejectedError, parse_untrusted, qname
@@ -86,8 +88,11 @@ class SamlAdapter:
         5. Algorithms are checked again on the decrypted document.
         6. Our own checks (``_checks.check_response``): destination, request
            id, issuer, one assertion, the signing policy, audience, times
-           with the connection's bounded skew at ``now``, bearer subject
-           confirmation, authentication statement.
+           with the connection's bounded skew at ``now``, the subject (an
+           ``EncryptedID`` in the covered assertion is decrypted with the SP
+           key under the same algorithm policy, ``_encrypted_id``, then checked
+           as a plain NameID; a plain one is refused if the connection wants
+           it encrypted), bearer subject confirmation, authentication statement.
         7. The assertion id MUST be new to ``replay`` for this connection
            (kept until its ``NotOnOrAfter`` plus skew), else ``replay``.
         8. The identity: NameID as subject, the configured attributes.
@@ -139,7 +144,9 @@ class SamlAdapter:
                 signing=cfg.signing,
                 skew=cfg.clock_skew,
                 now=now,
+                require_encrypted_name_id=cfg.want_name_id_encrypted,
             ),
+            decrypt_name_id=_name_id_decrypter(cfg),
         )
         # (7):
         if not replay.first_use(connection_id, checked.assertion_id, checked.replay_until):
@@ -152,6 +159,18 @@ def _config(config: Any) -> SamlConfig:
     if not isinstance(config, SamlConfig):
         raise SsoError("connection configuration was not parsed by this adapter", reason="config")
     return config
+
+
+def _name_id_decrypter(cfg: SamlConfig) -> NameIdDecrypter | None:
+    """Decrypts an ``EncryptedID`` with the connection's SP key; None without one."""
+    key = cfg.sp_private_key_pem
+    if key is None:
+        return None
+    return functools.partial(
+        decrypt_name_id,
+        sp_private_key_pem=key.get_secret_value(),
+        allow_cbc=cfg.allow_cbc_encryption,
+    )
 
 
 def _identity(

@@ -5,8 +5,10 @@ verify a response's XML signatures against the IdP's certificates
 (decrypting an encrypted assertion first). Everything else (issuer,
 audience, recipient, times, InResponseTo, signing policy, algorithms,
 replay) is checked by our own code on the document the backend returns, so
-a second backend (pysaml2) would get the same checks. The python3-saml
-backend is :class:`~callvault.sso.saml._onelogin.OneLoginBackend`.
+a second backend (pysaml2) would get the same checks. An encrypted NameID
+(``EncryptedID``) is left encrypted by the backend and decrypted by our own
+checks (``_encrypted_id``), inside the assertion they established as signed.
+The python3-saml backend is :class:`~callvault.sso.saml._onelogin.OneLoginBackend`.
 """
 
 from __future__ import annotations

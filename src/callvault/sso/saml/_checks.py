@@ -3,7 +3,8 @@
 :func:`check_response` runs on the document the backend verified (assertion
 decrypted) and reads every value from the one assertion the signature
 covers. ``SsoError`` with a reason code on the first failure; messages never
-quote the response.
+quote the response. The one cryptographic step, decrypting an encrypted
+NameID, is a function the caller passes in (it holds the SP key).
 
 1. The root is a ``samlp:Response``, version 2.0, with an ID, and its
    top-level status is Success (``status``).
@@ -22,10 +23,15 @@ quote the response.
 8. ``Conditions``: exactly one; ``NotBefore`` - skew <= now < ``NotOnOrAfter``
    + skew; at least one ``AudienceRestriction`` and every one names our SP
    entity id (``audience``; times: ``not-yet-valid`` / ``expired``).
-9. ``Subject``: exactly one plain ``NameID`` (no children, no comments),
-   1-1024 characters, not of the transient format (a subject that changes
-   every login cannot name a user); ``SPNameQualifier`` if present is our
-   entity id (``subject``).
+9. ``Subject``: exactly one identifier, a ``NameID`` or an ``EncryptedID``
+   (``subject``). An ``EncryptedID`` is decrypted only here, inside the
+   assertion (6) established, by the caller's decrypter
+   (``_encrypted_id.decrypt_name_id`` with the SP key; none: ``decryption``);
+   a plain ``NameID`` when the connection wants it encrypted is refused
+   (``encryption``). The ``NameID`` (decrypted or plain) is plain text (no
+   children, no comments), 1-1024 characters, not of the transient format (a
+   subject that changes every login cannot name a user); ``SPNameQualifier``
+   if present is our entity id (``subject``).
 10. At least one bearer ``SubjectConfirmation`` whose data has ``Recipient``
     = our ACS URL, ``InResponseTo`` = the request id, a ``NotOnOrAfter`` in
     the future (with skew) and no ``NotBefore`` in the future
@@ -40,6 +46,7 @@ quote the response.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -57,6 +64,15 @@ _ENTITY_FORMAT: Final = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 _TRANSIENT_FORMAT: Final = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 MAX_ATTRIBUTE_VALUES: Final = 1000
 MAX_VALUE_CHARS: Final = 1024
+_SUBJECT_IDS: Final = (
+    qname("saml", "BaseID"),
+    qname("saml", "NameID"),
+    qname("saml", "EncryptedID"),
+)
+
+#: Turns the covered assertion's ``saml:EncryptedID`` into its ``saml:NameID`` (``SsoError``
+#: if it cannot): ``_encrypted_id.decrypt_name_id`` bound to the connection's SP key.
+NameIdDecrypter = Callable[[etree._Element], etree._Element]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,8 @@ class Expected:
     signing: str
     skew: timedelta
     now: datetime
+    #: Refuse a plain ``NameID`` (the connection's ``want_name_id_encrypted``).
+    require_encrypted_name_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +213,30 @@ def _check_times(assertion: etree._Element, exp: Expected) -> datetime | None:
     return not_after
 
 
-def _check_subject(assertion: etree._Element, exp: Expected) -> tuple[str, datetime]:
+def _name_id_element(
+    subject: etree._Element, exp: Expected, decrypt: NameIdDecrypter | None
+) -> etree._Element:
+    # (9):
+    identifiers = [child for child in subject if child.tag in _SUBJECT_IDS]
+    if len(identifiers) != 1 or identifiers[0].tag == qname("saml", "BaseID"):
+        raise _fail("expected exactly one NameID or EncryptedID", "subject")
+    identifier = identifiers[0]
+    if identifier.tag == qname("saml", "NameID"):
+        if exp.require_encrypted_name_id:
+            raise _fail("the connection requires an encrypted NameID", "encryption")
+        return identifier
+    if decrypt is None:
+        raise _fail("encrypted NameID but no SP key to decrypt it", "decryption")
+    return decrypt(identifier)
+
+
+def _check_subject(
+    assertion: etree._Element, exp: Expected, decrypt: NameIdDecrypter | None
+) -> tuple[str, datetime]:
     now, skew = exp.now, exp.skew
     subject = _one(assertion, "saml:Subject", reason="subject", what="Subject")
     # (9):
-    name_id_el = _one(subject, "saml:NameID", reason="subject", what="NameID")
+    name_id_el = _name_id_element(subject, exp, decrypt)
     name_id = _text(name_id_el, reason="subject", what="NameID")
     if not name_id or len(name_id) > MAX_VALUE_CHARS:
         raise _fail("NameID is empty or too long", "subject")
@@ -265,8 +302,14 @@ def _attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
     return {name: tuple(v) for name, v in values.items()}
 
 
-def check_response(doc: VerifiedDocument, exp: Expected) -> CheckedAssertion:
-    """Steps (1)-(13) of the module docstring."""
+def check_response(
+    doc: VerifiedDocument, exp: Expected, *, decrypt_name_id: NameIdDecrypter | None = None
+) -> CheckedAssertion:
+    """Steps (1)-(13) of the module docstring.
+
+    ``decrypt_name_id`` is called at most once, on the ``EncryptedID`` of the
+    assertion step (6) established, after its times were checked.
+    """
     if exp.now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     root = doc.document
@@ -281,7 +324,7 @@ def check_response(doc: VerifiedDocument, exp: Expected) -> CheckedAssertion:
     if issuer.get("Format") not in (None, _ENTITY_FORMAT):
         raise _fail("assertion Issuer has a non-entity format", "issuer")
     not_after = _check_times(assertion, exp)
-    name_id, scd_not_after = _check_subject(assertion, exp)
+    name_id, scd_not_after = _check_subject(assertion, exp, decrypt_name_id)
     authn_instant, session_index = _check_authn(assertion, exp)
     # (13):
     earliest = min(scd_not_after, not_after) if not_after is not None else scd_not_after

@@ -37,17 +37,24 @@ class _Raw(BaseModel):
     #: Where the metadata came from, kept for refreshes; parsing never fetches it
     #: (the core calls ``fetch_idp_metadata`` and stores the result in ``idp_metadata_xml``).
     idp_metadata_url: str | None = Field(default=None, max_length=2048)
-    #: PEM; only needed to decrypt encrypted assertions.
+    #: PEM certificate that MUST have signed the metadata (an enveloped signature on its
+    #: root, SHA-256 or stronger), checked whenever the configuration is parsed (upload,
+    #: fetch by URL, every login); unset: the metadata's own signature is not checked.
+    idp_metadata_signing_certificate: str | None = Field(default=None, max_length=_MAX_PEM_CHARS)
+    #: PEM; needed to decrypt encrypted assertions and NameIDs, and to sign AuthnRequests.
     sp_private_key_pem: SecretStr | None = None
     sp_certificate_pem: str | None = Field(default=None, max_length=_MAX_PEM_CHARS)
     signing: Signing = "assertion"
     clock_skew_seconds: int = Field(default=DEFAULT_CLOCK_SKEW_S, ge=0, le=MAX_CLOCK_SKEW_S)
     require_encrypted_assertion: bool = False
-    #: AES-CBC content encryption in encrypted assertions (ADFS and SimpleSAMLphp
-    #: 1.x default to it); off: only AES-GCM is accepted.
+    #: AES-CBC content encryption in encrypted assertions and NameIDs (ADFS and
+    #: SimpleSAMLphp 1.x default to it); off: only AES-GCM is accepted.
     allow_cbc_encryption: bool = False
     #: Sign AuthnRequests (HTTP-Redirect binding, RSA-SHA256) with the SP key.
     sign_authn_requests: bool = False
+    #: Refuse a plain NameID: the IdP must send it encrypted (``EncryptedID``) to the SP
+    #: key. An encrypted NameID is decrypted whatever this says (if there is an SP key).
+    want_name_id_encrypted: bool = False
     name_id_format: str = Field(default=NAMEID_UNSPECIFIED, min_length=1, max_length=256)
     email_attribute: str | None = Field(default="email", min_length=1, max_length=256)
     display_name_attribute: str | None = Field(default="displayName", min_length=1, max_length=256)
@@ -71,11 +78,14 @@ class SamlConfig:
     acs_url: str
     idp: IdpMetadata
     idp_metadata_url: str | None
+    #: PEM; set: the metadata was verified as signed by it (every parse).
+    idp_metadata_signing_certificate: str | None
     signing: Signing
     clock_skew: timedelta
     require_encrypted_assertion: bool
     allow_cbc_encryption: bool
     sign_authn_requests: bool
+    want_name_id_encrypted: bool
     name_id_format: str
     email_attribute: str | None
     display_name_attribute: str | None
@@ -121,7 +131,9 @@ def parse_saml_config(raw: Mapping[str, Any]) -> SamlConfig:
     acs_url = check_url(cfg.acs_url, field="acs_url")
     if cfg.idp_metadata_url is not None:
         check_url(cfg.idp_metadata_url, field="idp_metadata_url")
-    idp = parse_idp_metadata(cfg.idp_metadata_xml)
+    signer = cfg.idp_metadata_signing_certificate
+    # The certificate is checked (its own field), then the signature, before anything is read.
+    idp = parse_idp_metadata(cfg.idp_metadata_xml, signing_certificate=signer)
     key = cfg.sp_private_key_pem
     cert = cfg.sp_certificate_pem
     if (key is None) != (cert is None):
@@ -141,6 +153,10 @@ def parse_saml_config(raw: Mapping[str, Any]) -> SamlConfig:
             "encrypted assertions need an SP key and certificate",
             field="require_encrypted_assertion",
         )
+    if cfg.want_name_id_encrypted and key is None:
+        raise SsoConfigError(
+            "encrypted NameIDs need an SP key and certificate", field="want_name_id_encrypted"
+        )
     if cfg.sign_authn_requests:
         if cert is None:
             raise SsoConfigError(
@@ -158,11 +174,13 @@ def parse_saml_config(raw: Mapping[str, Any]) -> SamlConfig:
         acs_url=acs_url,
         idp=idp,
         idp_metadata_url=cfg.idp_metadata_url,
+        idp_metadata_signing_certificate=signer,
         signing=cfg.signing,
         clock_skew=timedelta(seconds=cfg.clock_skew_seconds),
         require_encrypted_assertion=cfg.require_encrypted_assertion,
         allow_cbc_encryption=cfg.allow_cbc_encryption,
         sign_authn_requests=cfg.sign_authn_requests,
+        want_name_id_encrypted=cfg.want_name_id_encrypted,
         name_id_format=cfg.name_id_format,
         email_attribute=cfg.email_attribute,
         display_name_attribute=cfg.display_name_attribute,

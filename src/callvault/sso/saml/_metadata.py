@@ -5,6 +5,15 @@
 
 1. Parse with :func:`~callvault.sso.saml._xml.parse_untrusted` (size limit,
    no DTD, no entities, no network).
+1a. If the connection names a metadata signing certificate
+   (``idp_metadata_signing_certificate``), the root MUST carry an enveloped
+   XML signature by exactly that certificate, checked before anything is
+   read (:func:`~callvault.sso.saml._metadata_signature.verify_root_signature`:
+   SHA-256 or stronger, the signed element is the root and nothing else);
+   the signature is then removed, so every later step reads only what it
+   covered. Without that setting the document's own signature, if any, is
+   not relied on (the administrator's upload or an https fetch is the trust
+   anchor).
 2. The root is one ``md:EntityDescriptor`` (or an ``md:EntitiesDescriptor``
    holding exactly one entity with an IdP role) with an ``entityID``.
 3. Exactly one ``md:IDPSSODescriptor`` supporting the SAML 2.0 protocol.
@@ -14,16 +23,17 @@
    ``use``): at least one, at most :data:`MAX_SIGNING_CERTS` (several are
    allowed for key rollover), each a parseable X.509 certificate with an
    RSA key of at least 2048 bits or an EC key of at least 256 bits. Only
-   these certificates will ever verify a response of this connection; the
-   metadata's own signature, if any, is not relied on (the administrator's
-   upload or an https fetch is the trust anchor).
+   these certificates will ever verify a response of this connection.
 6. No ``validUntil`` on the entities wrapper, the entity or its IdP role is
    in the past (SAML Metadata §2.3.1; expired metadata stops logins until an
    administrator uploads or fetches a current document), and each one that
    is present is a valid ``xs:dateTime``.
 
 Any failure is ``SsoConfigError(field=...)`` with a message that never
-quotes the metadata.
+quotes the metadata: ``idp_metadata_xml`` for the document (a refused
+signature too, whether the document was uploaded or fetched by URL), and
+``idp_metadata_signing_certificate`` for a certificate that is not one PEM
+certificate with a key as strong as (5) asks.
 """
 
 from __future__ import annotations
@@ -38,11 +48,13 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
+import xmlsec
 from cryptography import x509
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs (lxml-stubs is not a dependency)
 
 from callvault.errors import SsoConfigError
+from callvault.sso.saml._metadata_signature import MetadataSignatureError, verify_root_signature
 from callvault.sso.saml._xml import NS, XmlRejectedError, parse_untrusted, qname
 
 MAX_METADATA_BYTES: Final = 512 * 1024
@@ -52,6 +64,8 @@ _MAX_CERT_B64_CHARS: Final = 16 * 1024
 _BINDING_REDIRECT: Final = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 _PROTOCOL: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
 _FIELD: Final = "idp_metadata_xml"
+SIGNER_FIELD: Final = "idp_metadata_signing_certificate"
+_MAX_PEM_CHARS: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +113,37 @@ def _check_cert(b64: str) -> str:
         raise SsoConfigError(
             "signing certificate is not a valid X.509 certificate", field=_FIELD
         ) from exc
-    oid = cert.public_key_algorithm_oid
-    key_size = int(getattr(cert.public_key(), "key_size", 0))
-    if oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5 and key_size >= 2048:
-        return compact
-    if oid == PublicKeyAlgorithmOID.EC_PUBLIC_KEY and key_size >= 256:
+    if _strong_key(cert):
         return compact
     raise SsoConfigError(
         "signing certificate key must be RSA >= 2048 bits or EC >= 256 bits", field=_FIELD
     )
+
+
+def _strong_key(cert: x509.Certificate) -> bool:
+    """RSA of at least 2048 bits or EC of at least 256 bits."""
+    oid = cert.public_key_algorithm_oid
+    key_size = int(getattr(cert.public_key(), "key_size", 0))
+    if oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5:
+        return key_size >= 2048
+    return oid == PublicKeyAlgorithmOID.EC_PUBLIC_KEY and key_size >= 256
+
+
+def check_signing_certificate_pem(pem: str, *, field: str = SIGNER_FIELD) -> str:
+    """One PEM X.509 certificate whose key passes the policy of step (5), else
+    ``SsoConfigError(field)``; the certificate is pinned as a key (dates are not checked)."""
+    if len(pem) > _MAX_PEM_CHARS or pem.count("-----BEGIN") != 1:
+        raise SsoConfigError("expected exactly one PEM certificate", field=field)
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        xmlsec.Key.from_memory(pem.encode(), xmlsec.constants.KeyDataFormatCertPem, None)
+    except (ValueError, xmlsec.Error) as exc:
+        raise SsoConfigError("not a valid PEM X.509 certificate", field=field) from exc
+    if not _strong_key(cert):
+        raise SsoConfigError(
+            "certificate key must be RSA >= 2048 bits or EC >= 256 bits", field=field
+        )
+    return pem
 
 
 def _signing_certs(idp: etree._Element) -> tuple[str, ...]:
@@ -145,15 +181,31 @@ def _check_valid_until(elements: list[etree._Element], now: datetime) -> None:
             raise SsoConfigError("IdP metadata has expired (validUntil)", field=_FIELD)
 
 
-def parse_idp_metadata(xml: bytes | str, *, now: datetime | None = None) -> IdpMetadata:
-    """Steps (1)-(6) of the module docstring (``now`` defaults to the clock)."""
+def parse_idp_metadata(
+    xml: bytes | str,
+    *,
+    now: datetime | None = None,
+    signing_certificate: str | None = None,
+) -> IdpMetadata:
+    """Steps (1)-(6) of the module docstring (``now`` defaults to the clock).
+
+    ``signing_certificate`` (PEM): the metadata MUST be signed by it (step 1a).
+    """
     data = xml.encode() if isinstance(xml, str) else xml
     dated: list[etree._Element] = []
+    if signing_certificate is not None:
+        check_signing_certificate_pem(signing_certificate)
     # (1):
     try:
         root = parse_untrusted(data, max_bytes=MAX_METADATA_BYTES)
     except XmlRejectedError as exc:
         raise SsoConfigError(f"IdP metadata refused ({exc.reason})", field=_FIELD) from exc
+    # (1a):
+    if signing_certificate is not None:
+        try:
+            verify_root_signature(root, signing_certificate)
+        except MetadataSignatureError as exc:
+            raise SsoConfigError(str(exc), field=_FIELD) from None
     # (2):
     if root.tag == qname("md", "EntitiesDescriptor"):
         entities = [
@@ -205,6 +257,7 @@ def fetch_idp_metadata(
     http: httpx.Client,
     max_bytes: int = MAX_METADATA_BYTES,
     timeout_s: float = FETCH_TIMEOUT_S,
+    signing_certificate: str | None = None,
 ) -> bytes:
     """Fetch an IdP's metadata document and check that it parses; return its bytes.
 
@@ -213,7 +266,10 @@ def fetch_idp_metadata(
     2. One GET, redirects not followed (a redirect could leave https), with
        ``timeout_s`` per network operation and as the total deadline.
     3. The body is read in chunks and abandoned beyond ``max_bytes``.
-    4. The body MUST parse as IdP metadata (:func:`parse_idp_metadata`).
+    4. The body MUST parse as IdP metadata (:func:`parse_idp_metadata`), signed
+       by ``signing_certificate`` if given. (The connection's configuration
+       checks the signature again whenever it is parsed, so a caller that does
+       not pass the certificate here still never uses unsigned metadata.)
 
     The caller owns ``http`` (proxies, TLS trust store). Failures raise
     ``SsoConfigError(field="idp_metadata_url")``.
@@ -246,7 +302,7 @@ def fetch_idp_metadata(
     body = b"".join(chunks)
     # (4):
     try:
-        parse_idp_metadata(body)
+        parse_idp_metadata(body, signing_certificate=signing_certificate)
     except SsoConfigError as exc:
         raise SsoConfigError(exc.message, field=field) from exc
     return body

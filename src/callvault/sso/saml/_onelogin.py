@@ -6,7 +6,8 @@
    (``x509certMulti``, no fingerprint: a certificate carried in the response
    is never used), ``rejectDeprecatedAlgorithm`` on, ``wantAssertionsSigned``
    / ``wantMessagesSigned`` from the connection's ``signing`` policy,
-   ``wantAssertionsEncrypted`` when the connection requires it;
+   ``wantAssertionsEncrypted`` / ``wantNameIdEncrypted`` when the connection
+   requires them;
 2. the SP's key for decrypting an encrypted assertion;
 3. the request id for its ``InResponseTo`` check and the ACS URL as the
    "current URL" for its Destination/Recipient checks.
@@ -16,8 +17,17 @@ lets a response without ``InResponseTo`` through, checks Destination and
 Audience only when present, matches Recipient by substring, uses the wall
 clock with a fixed 300 s drift instead of the connection's skew, and keeps
 no replay cache. Our own checks (``_checks``) cover all of that on the
-document returned here. Every library failure becomes ``SsoError`` with a
+document returned here, and decrypt an ``EncryptedID`` themselves
+(``_encrypted_id``). Every library failure becomes ``SsoError`` with a
 reason code; the library's message (which quotes response values) is dropped.
+
+AuthnRequests are built without ``wantNameIdEncrypted``: with it, python3-saml
+replaces the ``NameIDPolicy`` format the connection asks for with
+``…:nameid-format:encrypted``, which drops that format (the IdP then picks
+one, possibly transient) and which several IdPs refuse outright. An IdP is
+told to encrypt the NameID in its own per-SP settings (SimpleSAMLphp
+``nameid.encryption``, Shibboleth ``encryptNameIDs``); our SP metadata
+publishes the encryption certificate, which is all SAML metadata can say.
 """
 
 from __future__ import annotations
@@ -74,6 +84,7 @@ _REASONS: Final[dict[int, str]] = {
     VE.DEPRECATED_DIGEST_METHOD: "weak-algorithm",
     VE.WRONG_INRESPONSETO: "in-response-to",
     VE.NO_ENCRYPTED_ASSERTION: "encryption",
+    VE.NO_ENCRYPTED_NAMEID: "encryption",
     VE.KEYINFO_NOT_FOUND_IN_ENCRYPTED_DATA: "decryption",
     VE.CHILDREN_NODE_NOT_FOUND_IN_KEYINFO: "decryption",
     VE.UNSUPPORTED_RETRIEVAL_METHOD: "decryption",
@@ -94,7 +105,7 @@ _REASONS: Final[dict[int, str]] = {
 }
 
 
-def _settings(config: SamlConfig) -> Any:
+def _settings(config: SamlConfig, *, verifying: bool) -> Any:
     sp: dict[str, Any] = {
         "entityId": config.sp_entity_id,
         "assertionConsumerService": {"url": config.acs_url, "binding": C.BINDING_HTTP_POST},
@@ -117,6 +128,8 @@ def _settings(config: SamlConfig) -> Any:
             "wantAssertionsSigned": config.signing == "assertion",
             "wantMessagesSigned": config.signing == "response",
             "wantAssertionsEncrypted": config.require_encrypted_assertion,
+            # Only when verifying: see the module docstring (NameIDPolicy).
+            "wantNameIdEncrypted": verifying and config.want_name_id_encrypted,
             "rejectDeprecatedAlgorithm": True,
             "signatureAlgorithm": C.RSA_SHA256,
             "digestAlgorithm": C.SHA256,
@@ -169,7 +182,9 @@ class OneLoginBackend:
         """An AuthnRequest, deflated and base64-encoded into the IdP's SSO URL; signed
         (redirect binding) when the connection says so."""
         try:
-            request = OneLogin_Saml2_Authn_Request(_settings(config), set_nameid_policy=True)
+            request = OneLogin_Saml2_Authn_Request(
+                _settings(config, verifying=False), set_nameid_policy=True
+            )
             encoded = request.get_request()
             request_id = str(request.get_id())
         except Exception as exc:  # noqa: BLE001 - any library failure here is a configuration problem, reported by type only
@@ -185,7 +200,7 @@ class OneLoginBackend:
     def verify(self, config: SamlConfig, *, encoded: str, request_id: str) -> VerifiedDocument:
         """Steps (1)-(3) of the module docstring."""
         try:
-            settings = _settings(config)
+            settings = _settings(config, verifying=True)
             # (2): decryption happens in the constructor
             response = OneLogin_Saml2_Response(settings, encoded)
         except VE as exc:
