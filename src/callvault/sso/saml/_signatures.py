@@ -18,13 +18,19 @@ decrypted response):
    connection allows it (``allow_cbc_encryption``: ADFS and SimpleSAMLphp 1.x
    encrypt with CBC, and unauthenticated CBC is what the XML Encryption
    padding-oracle attacks of Jager and Somorovsky (CCS 2011) exploit).
+5. Nothing may make xmlsec read outside the document (it resolves URIs,
+   ``file:`` included, and python3-saml decrypts an encrypted assertion
+   before any signature is checked, so anyone posting to the ACS could make
+   the server read a local file or a URL): every ``ds:Reference`` URI is
+   empty or ``#``-local, every ``ds:RetrievalMethod`` URI is ``#``-local,
+   and ``xenc:CipherReference`` is refused (``external-reference``).
 
 :func:`signature_covers` decides whether a verified signature covers an
 element (used by the response checks for the ``signing`` policy):
 
-5. The element has exactly one ``ds:Signature`` as a direct child, with
+6. The element has exactly one ``ds:Signature`` as a direct child, with
    exactly one ``ds:Reference`` whose URI is ``#`` + the element's ``ID``.
-6. No other element in the document carries that ``ID`` (a duplicate is how
+7. No other element in the document carries that ``ID`` (a duplicate is how
    a wrapped copy gets the verifier and the reader to look at different
    elements).
 """
@@ -97,7 +103,7 @@ def _all(root: etree._Element, xpath: str) -> list[etree._Element]:
 
 
 def check_algorithms(root: etree._Element, *, allow_cbc: bool = False) -> None:
-    """Steps (1)-(4) of the module docstring; ``SsoError`` on the first refusal."""
+    """Steps (1)-(5) of the module docstring; ``SsoError`` on the first refusal."""
     ciphers = _AEAD_CIPHERS | _CBC_CIPHERS if allow_cbc else _AEAD_CIPHERS
     # (1):
     for node in _all(root, "//ds:SignatureMethod"):
@@ -121,10 +127,26 @@ def check_algorithms(root: etree._Element, *, allow_cbc: bool = False) -> None:
     for node in _all(root, "//xenc:EncryptedData/xenc:EncryptionMethod"):
         if node.get("Algorithm") not in ciphers:
             raise SsoError("content encryption algorithm refused", reason="weak-algorithm")
+    # (5):
+    _check_local_only(root)
+
+
+def _check_local_only(root: etree._Element) -> None:
+    """Step (5): no URI that would make xmlsec read outside the document."""
+    refused = "a reference outside the document is refused"
+    if _all(root, "//xenc:CipherReference"):
+        raise SsoError(refused, reason="external-reference")
+    for node in _all(root, "//ds:Reference"):
+        uri = node.get("URI")
+        if uri is not None and uri != "" and not uri.startswith("#"):
+            raise SsoError(refused, reason="external-reference")
+    for node in _all(root, "//ds:RetrievalMethod"):
+        if not (node.get("URI") or "").startswith("#"):
+            raise SsoError(refused, reason="external-reference")
 
 
 def signature_covers(element: etree._Element) -> bool:
-    """Steps (5)-(6) of the module docstring: is ``element`` covered by its own signature?
+    """Steps (6)-(7) of the module docstring: is ``element`` covered by its own signature?
 
     This is structural only: that the signature *verifies* against the IdP's
     certificates is the backend's job and has been done before this runs.

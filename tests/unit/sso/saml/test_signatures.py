@@ -145,3 +145,55 @@ def test_duplicate_id_elsewhere_in_the_document_voids_coverage() -> None:
 
 def test_response_without_its_own_signature_is_not_covered() -> None:
     assert signature_covers(_doc()) is False
+
+
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # The cipher text itself fetched from a URI (xmlsec reads file: and http: URIs).
+        (
+            f'<x:EncryptedData xmlns:x="{XENC}"><x:EncryptionMethod Algorithm="{GCM}"/>'
+            '<x:CipherData><x:CipherReference URI="file:///etc/passwd"/></x:CipherData>'
+            "</x:EncryptedData>"
+        ),
+        # The encrypted key fetched from outside the document.
+        (
+            f'<x:EncryptedData xmlns:x="{XENC}" xmlns:ds="{DS}">'
+            f'<x:EncryptionMethod Algorithm="{GCM}"/><ds:KeyInfo>'
+            f'<ds:RetrievalMethod Type="{XENC}EncryptedKey" URI="http://169.254.169.254/k"/>'
+            "</ds:KeyInfo></x:EncryptedData>"
+        ),
+        (
+            f'<x:EncryptedData xmlns:x="{XENC}" xmlns:ds="{DS}">'
+            f'<x:EncryptionMethod Algorithm="{GCM}"/><ds:KeyInfo>'
+            f'<ds:RetrievalMethod Type="{XENC}EncryptedKey"/></ds:KeyInfo></x:EncryptedData>'
+        ),
+    ],
+)
+def test_encryption_that_reads_outside_the_document_is_refused(extra: str) -> None:
+    with pytest.raises(SsoError) as exc:
+        check_algorithms(_doc(extra=extra), allow_cbc=True)
+    assert exc.value.reason == "external-reference"
+    assert "passwd" not in str(exc.value)
+    assert "169.254" not in str(exc.value)
+
+
+@pytest.mark.parametrize("ref", ["file:///etc/hostname", "http://127.0.0.1/x", "x.xml"])
+def test_a_signature_reference_outside_the_document_is_refused(ref: str) -> None:
+    with pytest.raises(SsoError) as exc:
+        check_algorithms(_doc(ref=ref))
+    assert exc.value.reason == "external-reference"
+
+
+def test_local_references_and_key_retrieval_pass() -> None:
+    check_algorithms(_doc(ref=""))
+    key = (
+        f'<x:EncryptedData xmlns:x="{XENC}" xmlns:ds="{DS}">'
+        f'<x:EncryptionMethod Algorithm="{GCM}"/><ds:KeyInfo>'
+        f'<ds:RetrievalMethod Type="{XENC}EncryptedKey" URI="#_k"/></ds:KeyInfo></x:EncryptedData>'
+    )
+    check_algorithms(_doc(extra=key))
