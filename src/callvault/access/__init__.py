@@ -6,9 +6,17 @@ every content read is an audit event, committed before content is opened.
 """
 
 from callvault.access._authorize import Authorizer, Decision, authorize, default_authorizer
+from callvault.access._lifecycle import (
+    ActiveChange,
+    change_active,
+    get_binding,
+    holds_owner,
+    unbind_role,
+)
 from callvault.access._model import Binding, Principal, Resource, ResourceKind
 from callvault.access._principals import (
     IssuedKey,
+    Revocation,
     TokenParts,
     authenticate,
     bind_role,
@@ -28,6 +36,7 @@ __all__ = [
     "CONTENT_ACTIONS",
     "ROLE_ACTIONS",
     "Action",
+    "ActiveChange",
     "Authorizer",
     "Binding",
     "Decision",
@@ -37,19 +46,24 @@ __all__ = [
     "Principal",
     "Resource",
     "ResourceKind",
+    "Revocation",
     "Role",
     "ScopeKind",
     "TokenParts",
     "authenticate",
     "authorize",
     "bind_role",
+    "change_active",
     "create_principal",
     "default_authorizer",
+    "get_binding",
     "get_principal",
+    "holds_owner",
     "issue_key",
     "list_bindings",
     "list_principals",
     "load_principal",
     "parse_token",
     "revoke_key",
+    "unbind_role",
 ]

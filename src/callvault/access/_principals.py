@@ -187,6 +187,14 @@ def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """What deactivating a principal ended: its API keys (ids) and browser sessions (a count)."""
+
+    keys: tuple[str, ...] = ()
+    sessions: int = 0
+
+
 def set_active(session: Session, tenant_id: str, principal_id: str, *, active: bool) -> list[str]:
     """Activate or deactivate a principal; return the ids of the API keys revoked.
 
@@ -197,13 +205,22 @@ def set_active(session: Session, tenant_id: str, principal_id: str, *, active: b
     it commits, no request authenticates as the principal.
     Activating again revokes nothing and restores no key: the principal needs
     new keys. Raises :class:`NotFoundError` for a principal not in the tenant.
+    :func:`set_active_counted` does the same and also counts the sessions ended.
     """
+    return list(set_active_counted(session, tenant_id, principal_id, active=active).keys)
+
+
+def set_active_counted(
+    session: Session, tenant_id: str, principal_id: str, *, active: bool, by: str | None = None
+) -> Revocation:
+    """:func:`set_active`, returning the key ids (sorted) and how many sessions ended;
+    ``by`` (the acting principal) is kept on the ended session rows."""
     row = get_principal(session, tenant_id, principal_id)
     # (1)
     row.active = active
     session.flush()
     if active:
-        return []
+        return Revocation()
     # (2)
     revoked = list(
         session.execute(
@@ -221,10 +238,14 @@ def set_active(session: Session, tenant_id: str, principal_id: str, *, active: b
     # Imported here: callvault.sessions builds on this package.
     from callvault.sessions import revoke_principal_sessions  # noqa: PLC0415 - import cycle
 
-    revoke_principal_sessions(
-        session, tenant_id=tenant_id, principal_id=principal_id, reason="principal-deactivated"
+    ended = revoke_principal_sessions(
+        session,
+        tenant_id=tenant_id,
+        principal_id=principal_id,
+        reason="principal-deactivated",
+        by=by,
     )
-    return sorted(revoked)
+    return Revocation(keys=tuple(sorted(revoked)), sessions=ended)
 
 
 # Built once and run precompiled on the driver (store/prepared.py): the hot

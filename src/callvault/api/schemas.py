@@ -149,6 +149,12 @@ class PrincipalCreate(In):
     kind: Literal["user", "service"] = "user"
 
 
+class PrincipalUpdate(In):
+    """``PATCH /v1/principals/{id}``: deactivate (keys revoked, sessions ended) or activate."""
+
+    active: StrictBool
+
+
 class ScopeIn(In):
     kind: ScopeKind
     id: Id

@@ -202,6 +202,7 @@ class Ids:
     sso_connection: str = "sso_" + "a" * 26
     break_glass: str = "bgr_" + "a" * 26
     session: str = "ses_" + "a" * 26
+    binding: str = "rb_" + "a" * 26
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class Op:
     any_of: bool = False  # ``needs`` is a choice (any one suffices), not a sequence
     content: bool = False  # allowed requests read content: an ``allowed`` audit entry each
     fresh: str | None = (
-        None  # "call", "principal", "sink", "scim_token", "sso_connection": new each
+        None  # "call", "principal", "owner", "binding", "sink", "scim_token", ...: new each
     )
     label: str = ""
 
@@ -714,6 +715,56 @@ OPS: tuple[Op, ...] = (
         ok=201,
         body=lambda _: {"label": "matrix", "ttl_days": 1},
     ),
+    # A key of a principal holding owner acts as an owner. Whether the target holds owner is
+    # only known from the caller's own tenant, so the owner variants run on own0 only (the
+    # plain variants above and below check the wall).
+    Op(
+        "POST",
+        "/v1/principals/{principal_id}/keys",
+        Level.TENANT,
+        ("principal.manage", "principal.grant_owner"),
+        lambda t: f"/v1/principals/{t.principal}/keys",
+        ok=201,
+        body=lambda _: {"label": "matrix", "ttl_days": 1},
+        fresh="owner",
+        label=" (owner)",
+    ),
+    Op(
+        "PATCH",
+        "/v1/principals/{principal_id}",
+        Level.TENANT_SUB,
+        ("principal.manage",),
+        lambda t: f"/v1/principals/{t.principal}",
+        body=lambda _: {"active": False},
+        fresh="principal",
+    ),
+    Op(
+        "PATCH",
+        "/v1/principals/{principal_id}",
+        Level.TENANT,
+        ("principal.manage", "principal.grant_owner"),
+        lambda t: f"/v1/principals/{t.principal}",
+        body=lambda _: {"active": False},
+        fresh="owner",
+        label=" (owner)",
+    ),
+    Op(
+        "DELETE",
+        "/v1/principals/{principal_id}/roles/{binding_id}",
+        Level.TENANT_SUB,
+        ("principal.manage",),
+        lambda t: f"/v1/principals/{t.principal}/roles/{t.binding}",
+        fresh="binding",
+    ),
+    Op(
+        "DELETE",
+        "/v1/principals/{principal_id}/roles/{binding_id}",
+        Level.TENANT,
+        ("principal.manage", "principal.grant_owner"),
+        lambda t: f"/v1/principals/{t.principal}/roles/{t.binding}",
+        fresh="owner",
+        label=" (owner)",
+    ),
     Op(
         "DELETE",
         "/v1/keys/{key_id}",
@@ -1055,6 +1106,7 @@ def _missing(ids: Ids) -> Ids:
         sso_connection=sso.new_connection_id(),
         break_glass="bgr_" + new_id("prn")[4:],
         session="ses_" + "b" * 26,
+        binding=new_id("rb"),
     )
 
 
@@ -1112,6 +1164,14 @@ def _fresh(env: Env, op: Op, ids: Ids) -> Ids:  # noqa: PLR0911 - one branch per
             )
             return replace(ids, sink=sink.id)
         p = access.create_principal(s, tenant, kind="user", name=_unique("fresh"))
+        if op.fresh in ("owner", "binding"):  # holding owner at tenant scope, or qa_reviewer
+            role, kind, scope = (
+                (access.Role.OWNER, access.ScopeKind.TENANT, tenant)
+                if op.fresh == "owner"
+                else (access.Role.QA_REVIEWER, access.ScopeKind.DEPLOYMENT, ids.dep)
+            )
+            b = access.bind_role(s, tenant, p.id, role, kind, scope, created_by="test:matrix")
+            return replace(ids, principal=p.id, binding=b.id)
         return replace(ids, principal=p.id)
 
 

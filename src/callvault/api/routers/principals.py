@@ -19,6 +19,9 @@ from callvault.store.models import Principal as PrincipalRow
 
 router = APIRouter(prefix="/v1", tags=["principals"])
 
+#: At most this many API key ids in a deactivation's audit entry (the count is always there).
+_AUDIT_MAX_IDS = 100
+
 
 def _out(s: Session, ctx: Ctx, row: PrincipalRow) -> schemas.PrincipalOut:
     bindings = access.list_bindings(s, ctx.tenant_id, row.id)
@@ -35,7 +38,7 @@ def _out(s: Session, ctx: Ctx, row: PrincipalRow) -> schemas.PrincipalOut:
     )
 
 
-def _audit(s: Session, ctx: Ctx, action: str, kind: str, id_: str, **detail: str) -> None:
+def _audit(s: Session, ctx: Ctx, action: str, kind: str, id_: str, **detail: object) -> None:
     ctx.rt.audit.append_in(
         s,
         ctx.tenant_id,
@@ -124,12 +127,84 @@ def bind_role(
         return _out(s, ctx, row)
 
 
+@router.patch("/principals/{principal_id}")
+@blocking
+def update_principal(
+    principal_id: ResourceId, body: schemas.PrincipalUpdate, ctx: CtxDep
+) -> schemas.PrincipalOut:
+    """Deactivate (API keys revoked and browser sessions ended at once) or activate.
+
+    Acting on a principal that holds ``owner`` is acting as one: ``principal:grant_owner``
+    too. Already in that state: 200, nothing written, no audit entry.
+    """
+    with ctx.tx() as s:
+        tenant = _tenant_resource(s, ctx)
+        ctx.enforce(Action.PRINCIPAL_MANAGE, tenant)
+        row = access.get_principal(s, ctx.tenant_id, principal_id)
+        if access.holds_owner(s, ctx.tenant_id, row.id):
+            ctx.enforce(Action.PRINCIPAL_GRANT_OWNER, tenant)
+        # Every check that can deny ran above: from here on the transaction writes.
+        change = access.change_active(
+            s, ctx.tenant_id, row.id, active=body.active, by=ctx.principal.id
+        )
+        if change.changed:
+            _audit(
+                s,
+                ctx,
+                "principal.activate" if body.active else "principal.deactivate",
+                "principal",
+                row.id,
+                keys=list(change.revoked.keys[:_AUDIT_MAX_IDS]),
+                keys_revoked=len(change.revoked.keys),
+                sessions_revoked=change.revoked.sessions,
+            )
+        return _out(s, ctx, row)
+
+
+@router.delete("/principals/{principal_id}/roles/{binding_id}")
+@blocking
+def unbind_role(
+    principal_id: ResourceId, binding_id: ResourceId, ctx: CtxDep
+) -> schemas.PrincipalOut:
+    """Remove one role binding; an ``owner`` one needs ``principal:grant_owner`` too, and
+    the tenant's last ``owner`` binding at tenant scope of an active principal stays (409)."""
+    with ctx.tx() as s:
+        tenant = _tenant_resource(s, ctx)
+        ctx.enforce(Action.PRINCIPAL_MANAGE, tenant)
+        row = access.get_principal(s, ctx.tenant_id, principal_id)
+        binding = access.get_binding(s, ctx.tenant_id, row.id, binding_id)
+        if binding.role == Role.OWNER.value:
+            ctx.enforce(Action.PRINCIPAL_GRANT_OWNER, tenant)
+        # Every check that can deny ran above: from here on the transaction writes.
+        removed = access.unbind_role(s, ctx.tenant_id, row.id, binding_id)
+        _audit(
+            s,
+            ctx,
+            "principal.unbind_role",
+            "principal",
+            row.id,
+            binding=binding_id,
+            role=removed.role.value,
+            scope_kind=removed.scope_kind.value,
+            scope=removed.scope_id,
+            source="api",
+        )
+        return _out(s, ctx, row)
+
+
 @router.post("/principals/{principal_id}/keys", status_code=status.HTTP_201_CREATED)
 @blocking
 def issue_key(principal_id: ResourceId, body: schemas.KeyCreate, ctx: CtxDep) -> schemas.KeyOut:
+    """A new API key for the principal; a key of a principal holding ``owner`` (at any
+    scope) acts as an owner, so issuing one needs ``principal:grant_owner`` too."""
     with ctx.tx() as s:
-        ctx.enforce(Action.PRINCIPAL_MANAGE, _tenant_resource(s, ctx))
+        tenant = _tenant_resource(s, ctx)
+        ctx.enforce(Action.PRINCIPAL_MANAGE, tenant)
         row = access.get_principal(s, ctx.tenant_id, principal_id)
+        # Checked before anything is written: on SQLite a denial after a write could not
+        # append its audit entry while this transaction holds the write lock (503).
+        if access.holds_owner(s, ctx.tenant_id, row.id):
+            ctx.enforce(Action.PRINCIPAL_GRANT_OWNER, tenant)
         ttl = timedelta(days=body.ttl_days or ctx.rt.settings.api_key_ttl_days)
         issued = access.issue_key(s, ctx.tenant_id, row.id, label=body.label, ttl=ttl)
         _audit(s, ctx, "api_key.issue", "api_key", issued.id, principal=row.id)
