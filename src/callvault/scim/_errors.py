@@ -94,7 +94,10 @@ def from_validation_error(exc: ValidationError) -> ScimError:
     if not errors:  # pragma: no cover - pydantic raises with at least one error
         return bad_request("invalidValue")
     first: Mapping[str, Any] = errors[0]
-    where = _location(first.get("loc", ()))
+    loc = tuple(first.get("loc", ()))
+    if first.get("type") == "extra_forbidden":
+        loc = loc[:-1]  # the unknown attribute's name is the sender's text: name its parent
+    where = _location(loc)
     ctx = first.get("ctx") or {}
     scim_type = ctx.get("scim_type") if str(first.get("type", "")).startswith("scim_") else None
     if scim_type in _SENTENCES:

@@ -16,6 +16,7 @@ personal data callvault has no use for.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Final, TypeAlias
 
 from pydantic import Field
@@ -140,3 +141,13 @@ def schemas() -> tuple[Schema, ...]:
 
 def resource_types() -> tuple[ResourceType, ...]:
     return PROVIDER.resource_types
+
+
+@cache
+def parametrized(generic: Any, model: Any) -> Any:
+    """``generic[model]`` (``PatchOp[User]``, ``SearchRequest[User | Group]``...), built once.
+
+    pydantic caches parametrized models weakly, so without a reference kept
+    here each request rebuilt its message classes (some milliseconds each).
+    """
+    return generic.__class_getitem__(model)

@@ -14,7 +14,7 @@ from callvault.scim._errors import (
     from_scim_exception,
     from_validation_error,
 )
-from callvault.scim._models import KNOWN_SCHEMAS, MAX_VALUE_CHARS, POLICY
+from callvault.scim._models import KNOWN_SCHEMAS, MAX_VALUE_CHARS, POLICY, parametrized
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,6 +27,10 @@ def json_object(body: bytes) -> dict[str, Any]:
         raise bad_request("invalidSyntax") from None
     if not isinstance(doc, dict):
         raise bad_request("invalidSyntax")
+    try:  # a lone surrogate (the JSON escape \ud800 alone) is not text: refuse, do not crash later
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        raise bad_request("invalidSyntax") from None
     return doc
 
 
@@ -62,7 +66,7 @@ def read(model: type[M], doc: dict[str, Any], ctx: Context) -> M:
 
 
 def read_patch(resource: type[Resource[Any]], doc: dict[str, Any]) -> PatchOp[Any]:
-    patch_model: type[PatchOp[Any]] = PatchOp.__class_getitem__(resource)
+    patch_model: type[PatchOp[Any]] = parametrized(PatchOp, resource)
     return read(patch_model, doc, Context.RESOURCE_PATCH_REQUEST)
 
 

@@ -48,6 +48,7 @@ from callvault.scim._models import (
     Group,
     GroupMember,
     User,
+    parametrized,
 )
 from callvault.scim._store import Attribute, GroupRecord, ScimStore, UserRecord
 from callvault.store.models import ScimGroup, ScimUser
@@ -85,7 +86,7 @@ def group_resource(rec: GroupRecord, base: str) -> Group:
 
 def search_request(model: type[Resource[Any]], data: Mapping[str, Any]) -> SearchRequest[Any]:
     """Read list parameters (a query string or a ``.search`` body) against ``model``."""
-    bound: Any = SearchRequest.__class_getitem__(model)  # SearchRequest[model], as a value
+    bound: Any = parametrized(SearchRequest, model)  # SearchRequest[model], as a value
     try:
         return cast(
             "SearchRequest[Any]", bound.model_validate(dict(data), scim_ctx=Context.SEARCH_REQUEST)
@@ -109,6 +110,15 @@ def _window(req: SearchRequest[Any]) -> tuple[int, int]:
     return start, count
 
 
+def _is_text(value: str) -> bool:
+    """False for a string holding a lone surrogate (a filter's ``\\ud800`` escape, alone)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _eq_lookup(
     scim_filter: ScimFilter[Any] | None, schema: str, attributes: frozenset[str]
 ) -> tuple[str, str] | None:
@@ -124,8 +134,8 @@ def _eq_lookup(
     ):
         return None
     name = next((a for a in attributes if a.casefold() == path.attr.casefold()), None)
-    if name is None or not isinstance(node.value, str):
-        return None
+    if name is None or not isinstance(node.value, str) or not _is_text(node.value):
+        return None  # no stored value holds a lone surrogate: the scan finds none
     return name, node.value
 
 
@@ -267,7 +277,7 @@ def list_response(
     model: Any = models[0]
     for other in models[1:]:
         model = model | other
-    response = ListResponse.__class_getitem__(model)(
+    response = parametrized(ListResponse, model)(
         total_results=page.total,
         start_index=page.start_index,
         items_per_page=len(page.resources),

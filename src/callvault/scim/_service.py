@@ -52,6 +52,10 @@ log = logging.getLogger("callvault.scim")
 
 #: Most members named in one audit entry (the counts are always whole).
 AUDIT_MAX_IDS: Final = 100
+#: The query parameters of a list (RFC 7644 §3.4.2), the names an error may give.
+_LIST_PARAMETERS: Final = frozenset(
+    {"filter", "startIndex", "count", "attributes", "excludedAttributes"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +298,9 @@ class ScimService:
     def _query_params(self, op: _Op) -> dict[str, str]:
         params: dict[str, str] = {}
         for name, value in op.req.query:
+            where = name if name in _LIST_PARAMETERS else None  # never quote a name sent
             if name in params:
-                raise bad_request("invalidValue", where=name)
+                raise bad_request("invalidValue", where=where)
             params[name] = value
         # Sorting is not offered (ServiceProviderConfig says so): dropped, not refused.
         params.pop("sortBy", None)
