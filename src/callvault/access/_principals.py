@@ -9,8 +9,6 @@ the token lets the lookup run inside that tenant's row-level-security wall.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from callvault.access._model import Binding, Principal
 from callvault.access.roles import Role, ScopeKind
+from callvault.crypto.encoding import secret_from_text, secret_to_text
 from callvault.errors import AuthenticationError, ConflictError, NotFoundError
 from callvault.store import new_id
 from callvault.store.ids import ID_PATTERN
@@ -59,10 +58,9 @@ def parse_token(token: str) -> TokenParts:
     m = _TOKEN_RE.match(token)
     if m is None:
         raise AuthenticationError("malformed API key")
-    try:
-        secret = base64.urlsafe_b64decode(m.group(3) + "=")
-    except (binascii.Error, ValueError):  # pragma: no cover - the regex admits only base64url
-        raise AuthenticationError("malformed API key") from None
+    secret = secret_from_text(m.group(3))
+    if secret is None:  # not the canonical text of a secret (crypto/encoding.py)
+        raise AuthenticationError("malformed API key")
     return TokenParts(tenant_id=m.group(1), key_id=m.group(2), secret=secret)
 
 
@@ -170,7 +168,7 @@ def issue_key(
     )
     session.add(row)
     session.flush()
-    encoded = base64.urlsafe_b64encode(secret).decode("ascii").rstrip("=")
+    encoded = secret_to_text(secret)
     token = f"{TOKEN_PREFIX}.{tenant_id}.{row.id}.{encoded}"
     return IssuedKey(id=row.id, principal_id=principal_id, token=token, expires_at=row.expires_at)
 

@@ -15,8 +15,6 @@ which records each change in the installation audit log (docs/adr/0017).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -30,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callvault.crypto.encoding import secret_from_text, secret_to_text
 from callvault.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 from callvault.operators import _ids
 from callvault.store.ids import ID_PATTERN
@@ -162,7 +161,7 @@ def issue_operator_key(
     )
     session.add(row)
     session.flush()
-    encoded = base64.urlsafe_b64encode(secret).decode("ascii").rstrip("=")
+    encoded = secret_to_text(secret)
     return IssuedOperatorKey(
         id=row.id,
         operator_id=operator_id,
@@ -222,10 +221,9 @@ def parse_operator_token(token: str) -> tuple[str, bytes]:
     m = _TOKEN_RE.match(token)
     if m is None:
         raise AuthenticationError("malformed operator key")
-    try:
-        secret = base64.urlsafe_b64decode(m.group(2) + "=")
-    except (binascii.Error, ValueError):  # pragma: no cover - the regex admits only base64url
-        raise AuthenticationError("malformed operator key") from None
+    secret = secret_from_text(m.group(2))
+    if secret is None:  # not the canonical text of a secret (crypto/encoding.py)
+        raise AuthenticationError("malformed operator key")
     return m.group(1), secret
 
 

@@ -386,6 +386,8 @@ class ScimService:
         if change.keys_revoked:
             detail["keys_revoked"] = list(change.keys_revoked[:AUDIT_MAX_IDS])
             detail["keys_revoked_count"] = len(change.keys_revoked)
+        if change.sessions_revoked:
+            detail["sessions_revoked"] = change.sessions_revoked
         if change.memberships_removed:
             detail["memberships_removed"] = change.memberships_removed
         if "active" in change.changed or action.endswith(".create"):

@@ -10,8 +10,6 @@ principal (audit entries name the token).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -23,6 +21,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callvault.crypto.encoding import secret_from_text, secret_to_text
 from callvault.errors import AuthenticationError, NotFoundError
 from callvault.store import new_id
 from callvault.store.ids import ID_PATTERN
@@ -57,10 +56,9 @@ def parse_scim_token(token: str) -> ScimTokenParts:
     m = _TOKEN_RE.match(token)
     if m is None:
         raise AuthenticationError("malformed SCIM token")
-    try:
-        secret = base64.urlsafe_b64decode(m.group(3) + "=")
-    except (binascii.Error, ValueError):  # pragma: no cover - the regex admits only base64url
-        raise AuthenticationError("malformed SCIM token") from None
+    secret = secret_from_text(m.group(3))
+    if secret is None:  # not the canonical text of a secret (crypto/encoding.py)
+        raise AuthenticationError("malformed SCIM token")
     return ScimTokenParts(tenant_id=m.group(1), token_id=m.group(2), secret=secret)
 
 
@@ -87,7 +85,7 @@ def issue_scim_token(
     )
     session.add(row)
     session.flush()
-    encoded = base64.urlsafe_b64encode(secret).decode("ascii").rstrip("=")
+    encoded = secret_to_text(secret)
     return IssuedScimToken(
         id=row.id,
         label=label,

@@ -8,7 +8,7 @@ and its ``active`` is the principal's. Steps shared by every change
    through its HMAC ref); else 409 ``uniqueness``.
 2. The profile is sealed again and the refs refreshed.
 3. ``active`` turned false deactivates the principal and revokes every API
-   key of it in the same transaction (:func:`callvault.access._principals.set_active`):
+   key of it in the same transaction (:func:`callvault.access._principals.set_active_counted`):
    once the request commits, nothing authenticates as the user. Turned true,
    the principal is active again with no key.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from scim2_models import Context
 from sqlalchemy.orm import Session
 
-from callvault.access._principals import set_active
+from callvault.access._principals import Revocation, set_active_counted
 from callvault.scim._errors import ScimError, not_found
 from callvault.scim._models import InUser
 from callvault.scim._parse import apply_patch, bounded, read, read_patch, replace_checked
@@ -44,6 +44,7 @@ class UserChange:
     user: UserRecord
     changed: tuple[str, ...]
     keys_revoked: tuple[str, ...] = ()
+    sessions_revoked: int = 0
     memberships_removed: int = 0
 
 
@@ -139,11 +140,14 @@ def _commit_change(
     # (2)
     store.write_user(s, tenant_id, row, new, at=utcnow())
     # (3)
-    revoked: list[str] = []
+    revoked = Revocation()
     if (old.active is True) != (new.active is True):
-        revoked = set_active(s, tenant_id, old.id, active=new.active is True)
+        revoked = set_active_counted(s, tenant_id, old.id, active=new.active is True)
     return UserChange(
-        user=replace(new, updated_at=row.updated_at), changed=changed, keys_revoked=tuple(revoked)
+        user=replace(new, updated_at=row.updated_at),
+        changed=changed,
+        keys_revoked=revoked.keys,
+        sessions_revoked=revoked.sessions,
     )
 
 
@@ -186,8 +190,12 @@ def patch_user(
 
 def delete_user(store: ScimStore, s: Session, tenant_id: str, user_id: str) -> UserChange:
     row, old = _load(store, s, tenant_id, user_id)
-    revoked = set_active(s, tenant_id, user_id, active=False)
+    revoked = set_active_counted(s, tenant_id, user_id, active=False)
     removed = store.erase_user(s, tenant_id, row)
     return UserChange(
-        user=old, changed=("deleted",), keys_revoked=tuple(revoked), memberships_removed=removed
+        user=old,
+        changed=("deleted",),
+        keys_revoked=revoked.keys,
+        sessions_revoked=revoked.sessions,
+        memberships_removed=removed,
     )

@@ -11,8 +11,6 @@ idle limits.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 import secrets
@@ -22,6 +20,7 @@ from typing import Final
 
 from starlette.responses import Response
 
+from callvault.crypto.encoding import secret_from_text, secret_to_text
 from callvault.errors import AuthenticationError
 from callvault.store.ids import ID_PATTERN
 
@@ -64,7 +63,7 @@ def secret_hash(secret: bytes) -> bytes:
 
 
 def cookie_value(tenant_id: str, session_id: str, secret: bytes) -> str:
-    encoded = base64.urlsafe_b64encode(secret).decode("ascii").rstrip("=")
+    encoded = secret_to_text(secret)
     return f"{VALUE_PREFIX}.{tenant_id}.{session_id}.{encoded}"
 
 
@@ -73,10 +72,9 @@ def parse_cookie(value: str) -> CookieParts:
     m = _VALUE_RE.match(value)
     if m is None:
         raise AuthenticationError("invalid session")
-    try:
-        secret = base64.urlsafe_b64decode(m.group(3) + "=")
-    except (binascii.Error, ValueError):  # pragma: no cover - the regex admits only base64url
-        raise AuthenticationError("invalid session") from None
+    secret = secret_from_text(m.group(3))
+    if secret is None:  # not the canonical text of a secret (crypto/encoding.py)
+        raise AuthenticationError("invalid session")
     return CookieParts(tenant_id=m.group(1), session_id=m.group(2), secret=secret)
 
 

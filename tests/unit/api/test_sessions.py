@@ -411,6 +411,8 @@ def test_scim_deactivation_kills_the_users_sessions_at_once(env: Env) -> None:
     assert r.status_code == 200, r.text
     assert (_me(env, one), _me(env, two)) == (401, 401)
     assert session_row(env, one.id).end_reason == "principal-deactivated"
+    patched = [e for e in entries(env, ("scim.user.patch",)) if e["resource"]["id"] == uid]
+    assert patched[-1]["detail"]["sessions_revoked"] == 2  # the audit entry counts them
     # Reactivation restores no session.
     r = env.client.patch(
         f"/scim/v2/{env.tenant}/Users/{uid}",
@@ -430,6 +432,8 @@ def test_scim_deletion_kills_the_users_sessions(env: Env) -> None:
     assert env.client.delete(f"/scim/v2/{env.tenant}/Users/{uid}", headers=scim).status_code == 204
     assert _me(env, issued) == 401
     assert session_row(env, issued.id).ended_at is not None
+    deleted = [e for e in entries(env, ("scim.user.delete",)) if e["resource"]["id"] == uid]
+    assert deleted[-1]["detail"]["sessions_revoked"] == 1
 
 
 def test_a_deactivated_principal_cannot_open_a_session(env: Env) -> None:
