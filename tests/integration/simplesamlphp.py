@@ -49,7 +49,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: TID251 - the test IdP's and test SP's RSA keys have no counterpart in callvault.crypto.hazmat
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: TID251 - same: test-only RSA keys
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: TID251 - same: test-only RSA and EC keys
 from cryptography.x509.oid import NameOID
 
 from callvault.sso import SsoIdentity
@@ -101,7 +101,7 @@ def find_simplesamlphp() -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class KeyPair:
-    """A test-only RSA key and self-signed certificate, PEM."""
+    """A test-only key (RSA, or EC) and self-signed certificate, PEM."""
 
     key_pem: str
     cert_pem: str
@@ -112,8 +112,13 @@ class KeyPair:
         return "".join(line for line in self.cert_pem.splitlines() if "-----" not in line)
 
     @classmethod
-    def generate(cls, common_name: str) -> KeyPair:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    def generate(cls, common_name: str, *, ec_p256: bool = False) -> KeyPair:
+        """RSA 2048 (or, with ``ec_p256``, an EC P-256 key), valid from yesterday for 30 days."""
+        key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+            ec.generate_private_key(ec.SECP256R1())
+            if ec_p256
+            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = dt.datetime.now(dt.UTC)
         cert = (

@@ -20,7 +20,7 @@ import copy
 import datetime as dt
 import functools
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from lxml import etree
@@ -110,10 +110,13 @@ def _reason(captured: Captured, adapter: SamlAdapter, xml: bytes | None = None) 
     return exc.value.reason
 
 
-def _our_checks_alone(captured: Captured, root: etree._Element) -> str:
-    """Our checks on ``root`` as if a backend had verified every signature in it, with the
-    SP key's decrypter (the attacker's EncryptedIDs would decrypt if they were reached)."""
+def _expected_and_decrypter(
+    captured: Captured, *, require_encrypted_name_id: bool = False
+) -> tuple[Expected, Callable[[etree._Element], etree._Element]]:
+    """What the adapter would expect of this login, and the SP key's NameID decrypter."""
     cfg = captured.config
+    key = cfg.sp_private_key_pem
+    assert key is not None
     expected = Expected(
         idp_entity_id=cfg.idp.entity_id,
         sp_entity_id=cfg.sp_entity_id,
@@ -122,12 +125,18 @@ def _our_checks_alone(captured: Captured, root: etree._Element) -> str:
         signing=cfg.signing,
         skew=cfg.clock_skew,
         now=dt.datetime.now(dt.UTC),
+        require_encrypted_name_id=require_encrypted_name_id,
     )
-    key = cfg.sp_private_key_pem
-    assert key is not None
     decrypt = functools.partial(
         decrypt_name_id, sp_private_key_pem=key.get_secret_value(), allow_cbc=True
     )
+    return expected, decrypt
+
+
+def _our_checks_alone(captured: Captured, root: etree._Element) -> str:
+    """Our checks on ``root`` as if a backend had verified every signature in it, with the
+    SP key's decrypter (the attacker's EncryptedIDs would decrypt if they were reached)."""
+    expected, decrypt = _expected_and_decrypter(captured)
     doc = VerifiedDocument(
         document=root, signed_response=True, signed_assertion=True, encrypted=False
     )
@@ -329,27 +338,12 @@ def test_untouched_encrypted_capture_passes_our_checks_alone(
 ) -> None:
     # The control for the two tests above: our checks with the decrypter accept the real thing.
     captured = _encrypted_login(adapter, idp, conn)
-    cfg = captured.config
-    key = cfg.sp_private_key_pem
-    assert key is not None
-    expected = Expected(
-        idp_entity_id=cfg.idp.entity_id,
-        sp_entity_id=cfg.sp_entity_id,
-        acs_url=cfg.acs_url,
-        request_id=captured.pending["saml_request_id"],
-        signing=cfg.signing,
-        skew=cfg.clock_skew,
-        now=dt.datetime.now(dt.UTC),
-        require_encrypted_name_id=True,
-    )
+    expected, decrypt = _expected_and_decrypter(captured, require_encrypted_name_id=True)
     doc = VerifiedDocument(
         document=copy.deepcopy(_root(captured)),
         signed_response=False,
         signed_assertion=True,
         encrypted=False,
-    )
-    decrypt = functools.partial(
-        decrypt_name_id, sp_private_key_pem=key.get_secret_value(), allow_cbc=True
     )
     assert check_response(doc, expected, decrypt_name_id=decrypt).name_id == "alice"
 

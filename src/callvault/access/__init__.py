@@ -13,7 +13,7 @@ from callvault.access._lifecycle import (
     holds_owner,
     unbind_role,
 )
-from callvault.access._model import Binding, Principal, Resource, ResourceKind
+from callvault.access._model import Binding, Principal, Resource, ResourceKind, RoleRevocation
 from callvault.access._principals import (
     IssuedKey,
     Revocation,
@@ -48,6 +48,7 @@ __all__ = [
     "ResourceKind",
     "Revocation",
     "Role",
+    "RoleRevocation",
     "ScopeKind",
     "TokenParts",
     "authenticate",

@@ -86,3 +86,16 @@ class Resource:
     @classmethod
     def call(cls, tenant_id: str, deployment_id: str, agent_id: str, call_id: str) -> Resource:
         return cls(ResourceKind.CALL, call_id, tenant_id, deployment_id, agent_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRevocation:
+    """A role binding taken back (a SCIM group change, an SSO connection deleted or
+    remapped): ids and role names only, for the audit entries."""
+
+    principal_id: str
+    binding_id: str
+    role: str
+    scope_kind: str
+    scope_id: str
+    connection_id: str

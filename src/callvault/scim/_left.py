@@ -23,11 +23,11 @@ beyond the SCIM store.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callvault.access import RoleRevocation
 from callvault.scim._groups import GroupChange
 from callvault.scim._store import GroupRecord, ScimStore
 from callvault.store.models import ScimGroupMember
@@ -35,18 +35,6 @@ from callvault.store.models import ScimGroupMember
 #: Per principal, the group names it still has through SCIM groups (asked only for the
 #: principals that hold a binding the hook might remove).
 KeptNames = Callable[[Sequence[str]], Mapping[str, frozenset[str]]]
-
-
-@dataclass(frozen=True, slots=True)
-class RoleRevocation:
-    """A binding a group change took back (ids and names of roles only)."""
-
-    principal_id: str
-    binding_id: str
-    role: str
-    scope_kind: str
-    scope_id: str
-    connection_id: str
 
 
 #: ``(session, tenant, {principal: names left}, kept) -> bindings removed``.

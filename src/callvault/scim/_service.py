@@ -27,6 +27,7 @@ from scim2_models import Context, Meta, Resource, ResourceType, Schema
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from callvault.access import RoleRevocation
 from callvault.audit import AuditEvent, AuditLog, Outcome
 from callvault.audit._entry import OCSF_ACCOUNT_CHANGE, OCSF_AUTHENTICATION
 from callvault.crypto import Sealer
@@ -39,7 +40,7 @@ from callvault.errors import (
 from callvault.keys import KeyHierarchy
 from callvault.scim import _groups, _left, _query, _users
 from callvault.scim._errors import MEDIA_TYPE, ScimError, bad_request, not_found, unauthorized
-from callvault.scim._left import GroupsLeftHook, RoleRevocation
+from callvault.scim._left import GroupsLeftHook
 from callvault.scim._models import CONFIG, Group, User, resource_types, schemas
 from callvault.scim._parse import json_object
 from callvault.scim._store import ScimStore

@@ -46,7 +46,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from callvault import tenancy
-from callvault.access import Binding, Role, ScopeKind
+from callvault.access import Binding, Role, RoleRevocation, ScopeKind
 from callvault.crypto import SealContext, Sealer
 from callvault.egress import EgressGuard
 from callvault.errors import (
@@ -56,7 +56,6 @@ from callvault.errors import (
     UnavailableError,
 )
 from callvault.keys import KeyHierarchy
-from callvault.scim._left import RoleRevocation
 from callvault.sso._adapter import SsoAdapter
 from callvault.sso._mapping import MappingPolicy, parse_policy
 from callvault.sso._metadata_url import MetadataFetcher, fetch_failed, fetch_metadata_guarded

@@ -211,8 +211,12 @@ class SsoLogin:
             self._audit.append(
                 conn.tenant_id, self._failure(conn, "internal-error", None, None, request_id)
             )
-        except Exception:  # the original error leaves; this one is only logged
-            log.exception("sso: failed login could not be audited: connection=%s", conn.id)
+        except Exception as exc:  # noqa: BLE001 - any failure here: the original error leaves, this one is only logged
+            log.error(  # by type only: an exception's text could carry what the IdP sent
+                "sso: failed login could not be audited: connection=%s error=%s",
+                conn.id,
+                type(exc).__name__,
+            )
 
     def refuse(
         self,

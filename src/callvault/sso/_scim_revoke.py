@@ -30,10 +30,10 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callvault.access import Binding, Role, ScopeKind
+from callvault.access import Binding, Role, RoleRevocation, ScopeKind
 from callvault.crypto import Sealer
 from callvault.keys import KeyHierarchy
-from callvault.scim._left import KeptNames, RoleRevocation
+from callvault.scim._left import KeptNames
 from callvault.sso._connections import ConnectionStore
 from callvault.sso._mapping import MappingPolicy
 from callvault.store.models import RoleBinding

@@ -20,14 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from sqlalchemy.orm import Session
 
 from callvault import sso, tenancy
-from callvault.access import Action
+from callvault.access import Action, RoleRevocation
 from callvault.api import resources, sso_wiring
 from callvault.api.blocking import blocking
 from callvault.api.deps import Ctx, CtxDep
 from callvault.audit import AuditEvent, Outcome
 from callvault.audit._entry import OCSF_ACCOUNT_CHANGE, OCSF_ENTITY_MANAGEMENT
 from callvault.errors import Error, NotFoundError
-from callvault.scim._left import RoleRevocation
 from callvault.store.ids import is_id
 
 router = APIRouter(prefix="/v1/tenant/sso/connections", tags=["sso"])

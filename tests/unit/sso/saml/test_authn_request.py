@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import urllib.parse
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: TID251 - the test plays the IdP: it verifies our RSA redirect signature and makes an EC SP key, neither of which callvault.crypto.hazmat offers
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: TID251 - same: test-only IdP-side verification
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes  # noqa: TID251 - the test plays the IdP: it verifies our RSA redirect signature, which callvault.crypto.hazmat does not offer
+from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: TID251 - same: test-only IdP-side verification
 
 from callvault.errors import SsoConfigError
 from callvault.sso._sp_metadata import sp_metadata
@@ -84,27 +82,7 @@ def test_signing_needs_an_sp_key(idp_keys: KeyPair, sp_keys: KeyPair) -> None:
 
 
 def _ec_pair() -> KeyPair:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec sp")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return KeyPair(
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-    )
+    return KeyPair.generate("ec sp", ec_p256=True)
 
 
 def test_signing_needs_an_rsa_key(idp_keys: KeyPair) -> None:

@@ -9,14 +9,9 @@ wrapping case starts from a document the right key really signed.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: TID251 - a test-only EC signer; callvault.crypto.hazmat has no certificate builder for it
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: TID251 - same: test-only EC key
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from callvault.errors import SsoConfigError
@@ -120,27 +115,7 @@ def test_stronger_sha2_is_accepted(doc: str, fed: KeyPair, method: Any, digest: 
 
 
 def _ec_signer() -> KeyPair:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EC metadata signer")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return KeyPair(
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-    )
+    return KeyPair.generate("EC metadata signer", ec_p256=True)
 
 
 def test_ecdsa_sha256_signer_is_accepted(doc: str) -> None:
